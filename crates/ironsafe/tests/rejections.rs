@@ -146,7 +146,13 @@ fn metadata_null_or_empty_is_accepted() {
     let file = raw_file(r#"{"__metadata__":null}"#, 0);
     assert_eq!(parse(&file).unwrap().metadata(), None);
     let file = raw_file(r#"{"__metadata__":{}}"#, 0);
-    assert_eq!(parse(&file).unwrap().metadata().map(ironsafe::Metadata::len), Some(0));
+    assert_eq!(
+        parse(&file)
+            .unwrap()
+            .metadata()
+            .map(ironsafe::Metadata::len),
+        Some(0)
+    );
 }
 
 #[test]
