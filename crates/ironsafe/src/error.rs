@@ -168,7 +168,7 @@ pub enum Error {
     },
 
     /// A slice has more indices than the tensor has dimensions.
-    #[error("{given} indices given for a tensor of rank {rank}")]
+    #[error("too many indices for a tensor of rank {rank}: {given}")]
     SliceRank {
         /// Indices given.
         given: usize,

@@ -190,10 +190,17 @@ impl<'a> SliceIter<'a> {
 
 /// Validates the indices against the shape and normalizes each dimension.
 fn axes(dtype: Dtype, shape: &[usize], indices: &[SliceIndex]) -> Result<Vec<Axis>> {
+    // Bits between consecutive positions of each dimension: the suffix
+    // products. A view's size was validated, so they fit unless some
+    // dimension is 0; then nothing is selected and the saturated strides are
+    // never used.
+    let mut strides = vec![dtype.bits(); shape.len()];
+    for dim in (1..shape.len()).rev() {
+        strides[dim - 1] = strides[dim].saturating_mul(shape[dim]);
+    }
+    // In order, so that the first bad index is the one reported.
     let mut axes = Vec::with_capacity(shape.len());
-    // The view's size was validated, so every suffix product fits.
-    let mut stride_bits = dtype.bits();
-    for (dim, &size) in shape.iter().enumerate().rev() {
+    for (dim, (&size, &stride_bits)) in shape.iter().zip(&strides).enumerate() {
         let index = indices.get(dim).copied().unwrap_or(SliceIndex::All);
         let out_of_range = |index| Error::SliceOutOfRange { dim, index, size };
         let (start, count, step, kept) = match index {
@@ -214,9 +221,7 @@ fn axes(dtype: Dtype, shape: &[usize], indices: &[SliceIndex]) -> Result<Vec<Axi
             stride_bits,
             kept,
         });
-        stride_bits *= size;
     }
-    axes.reverse();
     Ok(axes)
 }
 
