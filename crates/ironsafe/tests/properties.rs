@@ -256,16 +256,8 @@ fn nearly_valid_file() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::with_cases(256) })]
 
     #[test]
     fn what_is_written_reads_back(tensors in tensors(6), metadata in metadata()) {
