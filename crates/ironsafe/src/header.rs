@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::slice::{SliceIndex, SliceRanges};
 use crate::source::ByteSource;
 use crate::tensor::byte_len;
 use crate::{Dtype, Error, Result};
@@ -70,6 +71,12 @@ impl TensorInfo {
     #[must_use]
     pub fn byte_len(&self) -> usize {
         self.data_offsets.1 - self.data_offsets.0
+    }
+
+    /// The byte ranges, relative to the tensor's first byte, that a slice
+    /// selects: for reading a slice straight from a [`ByteSource`].
+    pub fn slice_ranges(&self, indices: &[SliceIndex]) -> Result<SliceRanges> {
+        SliceRanges::new(self.dtype, &self.shape, self.byte_len() * 8, indices)
     }
 }
 

@@ -45,7 +45,7 @@ pub use error::{Error, Result};
 pub use header::{Header, MAX_HEADER_SIZE, METADATA_KEY, Metadata, ReadOptions, TensorInfo};
 pub use mmap::Mmap;
 pub use reader::SafeTensors;
-pub use slice::{SliceIndex, SliceIter};
+pub use slice::{SliceIndex, SliceIter, SliceRanges};
 pub use source::ByteSource;
 pub use tensor::{TensorView, View, bit_len};
 pub use writer::{WriteOptions, serialize, serialize_to_file};

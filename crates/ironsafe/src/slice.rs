@@ -4,6 +4,12 @@
 //! select everything). The result is produced as the list of contiguous runs
 //! of the source bytes, in row-major order of the result, so a caller copies
 //! exactly the selected bytes once, straight into its destination.
+//!
+//! [`SliceRanges`] gives the runs as byte ranges within the tensor, for
+//! readers that fetch them from a [`ByteSource`](crate::ByteSource);
+//! [`SliceIter`] gives them as slices of a tensor already in memory.
+
+use std::ops::Range;
 
 use crate::{Dtype, Error, Result};
 
@@ -62,10 +68,10 @@ struct Walk {
     step_bytes: usize,
 }
 
-/// The contiguous byte runs of a slice, in row-major order.
+/// The contiguous byte runs of a slice, as ranges relative to the start of
+/// the tensor's data, in row-major order of the result.
 #[derive(Debug, Clone)]
-pub struct SliceIter<'a> {
-    data: &'a [u8],
+pub struct SliceRanges {
     shape: Vec<usize>,
     chunk_len: usize,
     walks: Vec<Walk>,
@@ -74,11 +80,13 @@ pub struct SliceIter<'a> {
     remaining: usize,
 }
 
-impl<'a> SliceIter<'a> {
+impl SliceRanges {
+    /// The runs of `indices` applied to a tensor whose size the caller has
+    /// validated: `bits` is the bit length of `dtype` x `shape`.
     pub(crate) fn new(
         dtype: Dtype,
         shape: &[usize],
-        data: &'a [u8],
+        bits: usize,
         indices: &[SliceIndex],
     ) -> Result<Self> {
         if indices.len() > shape.len() {
@@ -90,7 +98,7 @@ impl<'a> SliceIter<'a> {
         let axes = axes(dtype, shape, indices)?;
         let out_shape: Vec<usize> = axes.iter().filter(|a| a.kept).map(|a| a.count).collect();
         if axes.iter().any(|axis| axis.count == 0) {
-            return Ok(Self::empty(data, out_shape));
+            return Ok(Self::empty(out_shape));
         }
 
         // The innermost dimensions taken whole form one contiguous run, and so
@@ -102,7 +110,7 @@ impl<'a> SliceIter<'a> {
             .take_while(|(axis, size)| axis.start == 0 && axis.count == **size)
             .count();
         let (outer, chunk_bits) = match axes.len() - whole {
-            0 => (0, data.len() * 8),
+            0 => (0, bits),
             partial => {
                 let inner = axes[partial - 1];
                 if inner.step == 1 || inner.count == 1 {
@@ -142,7 +150,6 @@ impl<'a> SliceIter<'a> {
             })
             .collect();
         Ok(Self {
-            data,
             shape: out_shape,
             chunk_len: chunk_bits / 8,
             remaining: walks.iter().map(|w| w.count).product(),
@@ -152,9 +159,8 @@ impl<'a> SliceIter<'a> {
         })
     }
 
-    fn empty(data: &'a [u8], shape: Vec<usize>) -> Self {
+    fn empty(shape: Vec<usize>) -> Self {
         Self {
-            data,
             shape,
             chunk_len: 0,
             walks: Vec::new(),
@@ -175,16 +181,6 @@ impl<'a> SliceIter<'a> {
     #[must_use]
     pub fn remaining_bytes(&self) -> usize {
         self.remaining * self.chunk_len
-    }
-
-    /// Copies the remaining runs into one buffer.
-    #[must_use]
-    pub fn to_vec(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.remaining_bytes());
-        for run in self {
-            out.extend_from_slice(run);
-        }
-        out
     }
 }
 
@@ -225,15 +221,15 @@ fn axes(dtype: Dtype, shape: &[usize], indices: &[SliceIndex]) -> Result<Vec<Axi
     Ok(axes)
 }
 
-impl<'a> Iterator for SliceIter<'a> {
-    type Item = &'a [u8];
+impl Iterator for SliceRanges {
+    type Item = Range<usize>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.remaining == 0 {
             return None;
         }
         self.remaining -= 1;
-        let run = &self.data[self.offset..self.offset + self.chunk_len];
+        let run = self.offset..self.offset + self.chunk_len;
         // Advance the odometer: the innermost walked dimension moves first.
         for (counter, walk) in self.counters.iter_mut().zip(&self.walks).rev() {
             *counter += 1;
@@ -249,6 +245,56 @@ impl<'a> Iterator for SliceIter<'a> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for SliceRanges {}
+
+/// The contiguous byte runs of a slice of a tensor in memory, in row-major
+/// order of the result.
+#[derive(Debug, Clone)]
+pub struct SliceIter<'a> {
+    data: &'a [u8],
+    ranges: SliceRanges,
+}
+
+impl<'a> SliceIter<'a> {
+    pub(crate) fn new(data: &'a [u8], ranges: SliceRanges) -> Self {
+        Self { data, ranges }
+    }
+
+    /// The shape of the result.
+    #[must_use]
+    pub fn shape(&self) -> &[usize] {
+        self.ranges.shape()
+    }
+
+    /// The bytes still to come.
+    #[must_use]
+    pub fn remaining_bytes(&self) -> usize {
+        self.ranges.remaining_bytes()
+    }
+
+    /// Copies the remaining runs into one buffer.
+    #[must_use]
+    pub fn to_vec(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.remaining_bytes());
+        for run in self {
+            out.extend_from_slice(run);
+        }
+        out
+    }
+}
+
+impl<'a> Iterator for SliceIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.ranges.next().map(|run| &self.data[run])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ranges.size_hint()
     }
 }
 

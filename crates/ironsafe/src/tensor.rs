@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::slice::{SliceIndex, SliceIter};
+use crate::slice::{SliceIndex, SliceIter, SliceRanges};
 use crate::{Dtype, Error, Result};
 
 /// The number of bits `shape` elements of `dtype` take, or `None` on overflow.
@@ -97,7 +97,8 @@ impl<'a> TensorView<'a> {
     /// The selected part of the tensor, as contiguous byte runs in row-major
     /// order; see [`SliceIndex`]. Nothing is copied.
     pub fn slice(&self, indices: &[SliceIndex]) -> Result<SliceIter<'a>> {
-        SliceIter::new(self.dtype, self.shape, self.data, indices)
+        let ranges = SliceRanges::new(self.dtype, self.shape, self.data.len() * 8, indices)?;
+        Ok(SliceIter::new(self.data, ranges))
     }
 }
 

@@ -109,3 +109,39 @@ fn headers_read_from_a_file_without_reading_data() {
     assert_eq!(header.data_start() + header.data_len(), bytes.len());
     assert_eq!(header.header_len() % 8, 0);
 }
+
+#[test]
+fn slices_read_from_a_source_equal_slices_in_memory() {
+    use ironsafe::{ByteSource, SliceIndex};
+
+    let bytes = sample();
+    let header = Header::read_from(&bytes[..], &ReadOptions::default()).unwrap();
+    let info = header.get("c").unwrap();
+    let indices = [
+        SliceIndex::Range {
+            start: 0,
+            stop: 3,
+            step: 2,
+        },
+        SliceIndex::Range {
+            start: 1,
+            stop: 3,
+            step: 1,
+        },
+    ];
+    let ranges = info.slice_ranges(&indices).unwrap();
+    assert_eq!(ranges.shape(), &[2, 2]);
+    let start = (header.data_start() + info.data_offsets.0) as u64;
+    let mut read = Vec::new();
+    for run in ranges {
+        let mut buf = vec![0; run.len()];
+        bytes[..]
+            .read_exact_at(start + run.start as u64, &mut buf)
+            .unwrap();
+        read.extend_from_slice(&buf);
+    }
+    let file = SafeTensors::deserialize(&bytes[..]).unwrap();
+    let in_memory = file.tensor("c").unwrap().slice(&indices).unwrap().to_vec();
+    assert_eq!(read, in_memory);
+    assert_eq!(read.len(), 4);
+}
