@@ -48,4 +48,4 @@ pub use reader::SafeTensors;
 pub use slice::{SliceIndex, SliceIter, SliceRanges};
 pub use source::ByteSource;
 pub use tensor::{TensorView, View, bit_len};
-pub use writer::{WriteOptions, serialize, serialize_to_file};
+pub use writer::{Layout, WriteOptions, serialize, serialize_to_file};

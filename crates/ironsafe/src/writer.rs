@@ -95,18 +95,14 @@ where
     S: AsRef<str>,
     V: View,
 {
-    const BUFFER: usize = 1 << 20;
-    let layout = Layout::new(tensors, metadata, options)?;
-    atomic::write(path.as_ref(), options.durable, |file| {
-        let mut out = BufWriter::with_capacity(BUFFER, file);
-        layout.write_to(&mut out)?;
-        out.flush()?;
-        Ok(())
-    })
+    Layout::new(tensors, metadata, options)?.write_file(path, options.durable)
 }
 
-/// Where every tensor goes, and the header that says so.
-struct Layout<S, V> {
+/// A file planned but not yet written: where every tensor goes, and the
+/// header that says so. [`serialize`] and [`serialize_to_file`] are the
+/// short forms; plan first to know the file's length before writing it, for
+/// example into a buffer someone else allocates.
+pub struct Layout<S, V> {
     /// The length prefix, the JSON and its padding.
     header: Vec<u8>,
     /// In file order, each with its byte length.
@@ -115,7 +111,9 @@ struct Layout<S, V> {
 }
 
 impl<S: AsRef<str>, V: View> Layout<S, V> {
-    fn new<I>(tensors: I, metadata: Option<&Metadata>, options: &WriteOptions) -> Result<Self>
+    /// Validates the tensors (names, sizes) and lays them out as the
+    /// reference does.
+    pub fn new<I>(tensors: I, metadata: Option<&Metadata>, options: &WriteOptions) -> Result<Self>
     where
         I: IntoIterator<Item = (S, V)>,
     {
@@ -163,11 +161,24 @@ impl<S: AsRef<str>, V: View> Layout<S, V> {
         })
     }
 
-    fn file_len(&self) -> usize {
+    /// The length of the file.
+    pub fn file_len(&self) -> usize {
         self.header.len() + self.data_len
     }
 
-    fn write_to<W: Write>(&self, out: &mut W) -> Result<()> {
+    /// Writes the file to `path` atomically (see [`serialize_to_file`]).
+    pub fn write_file(&self, path: impl AsRef<Path>, durable: bool) -> Result<()> {
+        const BUFFER: usize = 1 << 20;
+        atomic::write(path.as_ref(), durable, |file| {
+            let mut out = BufWriter::with_capacity(BUFFER, file);
+            self.write_to(&mut out)?;
+            out.flush()?;
+            Ok(())
+        })
+    }
+
+    /// Writes the file's bytes to `out`.
+    pub fn write_to<W: Write>(&self, out: &mut W) -> Result<()> {
         out.write_all(&self.header)?;
         for (name, view, len) in &self.tensors {
             let data = view.data();

@@ -1,0 +1,25 @@
+//! The `ironsafe._ironsafe` extension module: thin bindings that convert
+//! arguments, release the GIL, and call the format crate. The Python API
+//! itself (`safe_open`, the framework modules) lives in `python/ironsafe`.
+
+mod error;
+#[allow(unsafe_code)]
+mod raw;
+mod reader;
+mod serialize;
+mod spec;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = false)]
+fn _ironsafe(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    module.add("SafetensorError", py.get_type::<error::SafetensorError>())?;
+    module.add_class::<spec::TensorSpec>()?;
+    module.add_class::<reader::Reader>()?;
+    module.add_function(wrap_pyfunction!(serialize::serialize, module)?)?;
+    module.add_function(wrap_pyfunction!(serialize::serialize_file, module)?)?;
+    module.add_function(wrap_pyfunction!(serialize::deserialize, module)?)?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

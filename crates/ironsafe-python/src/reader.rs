@@ -1,0 +1,161 @@
+//! `Reader`: an open file's header, and its tensors read with `pread`.
+//!
+//! The Python layer builds `safe_open` on this: it asks the reader for
+//! names, metadata and byte ranges, maps the file itself for zero-copy
+//! tensors, or has the reader copy bytes into fresh buffers (owned loads and
+//! slices) with the GIL released.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use ironsafe::{ByteSource, Header, MAX_HEADER_SIZE, Metadata, ReadOptions, SliceIndex, TensorInfo};
+use pyo3::prelude::*;
+use pyo3::types::PyByteArray;
+
+use crate::error::{Op, io_to_py, to_py};
+
+/// One index of a slice, as the Python layer normalizes it.
+#[derive(FromPyObject)]
+pub(crate) enum Index {
+    /// A position; the dimension is dropped.
+    Select(usize),
+    /// `(start, stop, step)`, already clamped to the dimension.
+    Range(usize, usize, usize),
+}
+
+impl From<Index> for SliceIndex {
+    fn from(index: Index) -> Self {
+        match index {
+            Index::Select(i) => SliceIndex::Select(i),
+            Index::Range(start, stop, step) => SliceIndex::Range { start, stop, step },
+        }
+    }
+}
+
+/// An open safetensors file: its validated header, and the file for reads.
+#[pyclass(frozen, module = "ironsafe._ironsafe")]
+pub(crate) struct Reader {
+    path: PathBuf,
+    file: File,
+    header: Header,
+}
+
+#[pymethods]
+impl Reader {
+    /// Opens `filename` and reads and validates its header (only the header:
+    /// no tensor data is read).
+    #[new]
+    #[pyo3(signature = (filename, *, max_header_size = MAX_HEADER_SIZE))]
+    fn new(py: Python<'_>, filename: PathBuf, max_header_size: usize) -> PyResult<Self> {
+        let file = File::open(&filename).map_err(|err| io_to_py(&filename, &err))?;
+        let options = ReadOptions::default().max_header_size(max_header_size);
+        let header = py
+            .detach(|| Header::read_from(&file, &options))
+            .map_err(|err| to_py(err, Op::Open))?;
+        Ok(Self {
+            path: filename,
+            file,
+            header,
+        })
+    }
+
+    /// Tensor names, sorted.
+    fn keys(&self) -> Vec<&str> {
+        self.header.tensors_by_name().map(|info| info.name.as_str()).collect()
+    }
+
+    /// Tensor names in file order.
+    fn offset_keys(&self) -> Vec<&str> {
+        self.header.tensors().iter().map(|info| info.name.as_str()).collect()
+    }
+
+    /// The metadata, or `None`.
+    fn metadata(&self) -> Option<Metadata> {
+        self.header.metadata().cloned()
+    }
+
+    /// The file's path, as given.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// The descriptor of the open file, so that the Python layer maps the
+    /// very file whose header was validated, even if the path has since been
+    /// replaced.
+    #[cfg(unix)]
+    fn fileno(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
+    }
+
+    /// The length of the file: the header and all tensor data.
+    #[getter]
+    fn file_len(&self) -> usize {
+        self.header.data_start() + self.header.data_len()
+    }
+
+    /// `(dtype, shape, begin, end)` of a tensor, with `begin` and `end`
+    /// absolute file offsets.
+    fn info(&self, name: &str) -> PyResult<(&'static str, Vec<usize>, usize, usize)> {
+        let info = self.get(name)?;
+        let start = self.header.data_start();
+        let (begin, end) = info.data_offsets;
+        Ok((info.dtype.name(), info.shape.clone(), start + begin, start + end))
+    }
+
+    /// Reads a whole tensor into a new `bytearray`, with the GIL released.
+    fn read<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyByteArray>> {
+        let info = self.get(name)?;
+        let offset = (self.header.data_start() + info.data_offsets.0) as u64;
+        PyByteArray::new_with(py, info.byte_len(), |buf| {
+            py.detach(|| self.file.read_exact_at(offset, buf))
+                .map_err(|err| self.read_error(name, &err))
+        })
+    }
+
+    /// Reads the part of a tensor that `indices` select into a new
+    /// `bytearray`, with the GIL released; returns it with its shape.
+    fn read_slice<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        indices: Vec<Index>,
+    ) -> PyResult<(Bound<'py, PyByteArray>, Vec<usize>)> {
+        let info = self.get(name)?;
+        let indices: Vec<SliceIndex> = indices.into_iter().map(SliceIndex::from).collect();
+        let ranges = info.slice_ranges(&indices).map_err(|err| to_py(err, Op::Read))?;
+        let shape = ranges.shape().to_vec();
+        let base = (self.header.data_start() + info.data_offsets.0) as u64;
+        let data = PyByteArray::new_with(py, ranges.remaining_bytes(), |buf| {
+            py.detach(|| {
+                let mut at = 0;
+                for run in ranges {
+                    let len = run.len();
+                    self.file.read_exact_at(base + run.start as u64, &mut buf[at..at + len])?;
+                    at += len;
+                }
+                Ok(())
+            })
+            .map_err(|err| self.read_error(name, &err))
+        })?;
+        Ok((data, shape))
+    }
+}
+
+impl Reader {
+    fn get(&self, name: &str) -> PyResult<&TensorInfo> {
+        self.header
+            .get(name)
+            .ok_or_else(|| to_py(ironsafe::Error::TensorNotFound(name.to_owned()), Op::Read))
+    }
+
+    /// A failed read: the file changed or broke under us.
+    fn read_error(&self, name: &str, err: &std::io::Error) -> PyErr {
+        let source = ironsafe::Error::Io {
+            op: "cannot read",
+            path: self.path.clone(),
+            source: std::io::Error::new(err.kind(), format!("tensor `{name}`: {err}")),
+        };
+        to_py(source, Op::Read)
+    }
+}

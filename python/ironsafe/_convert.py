@@ -1,0 +1,150 @@
+"""Raw little-endian tensor bytes to framework arrays, and back.
+
+Every loader goes through here: bytes (a private memory map of the file, or
+a fresh buffer that Rust filled) become a numpy array or a torch tensor
+without a copy; other frameworks are reached from numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ironsafe._ironsafe import SafetensorError
+
+# File code -> numpy dtype, for the dtypes numpy has natively.
+_NUMPY_NATIVE = {
+    "BOOL": "|b1",
+    "U8": "|u1",
+    "I8": "|i1",
+    "I16": "<i2",
+    "U16": "<u2",
+    "F16": "<f2",
+    "I32": "<i4",
+    "U32": "<u4",
+    "F32": "<f4",
+    "C64": "<c8",
+    "F64": "<f8",
+    "I64": "<i8",
+    "U64": "<u8",
+}
+
+# File code -> ml_dtypes attribute, for the ones numpy lacks.
+_ML_DTYPES = {
+    "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E4M3FNUZ": "float8_e4m3fnuz",
+    "F8_E5M2FNUZ": "float8_e5m2fnuz",
+    "F8_E8M0": "float8_e8m0fnu",
+}
+
+# File code -> torch dtype attribute. Some exist only in newer torch versions.
+TORCH_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "I16": "int16",
+    "U16": "uint16",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I32": "int32",
+    "U32": "uint32",
+    "F32": "float32",
+    "C64": "complex64",
+    "F64": "float64",
+    "I64": "int64",
+    "U64": "uint64",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E4M3FNUZ": "float8_e4m3fnuz",
+    "F8_E5M2FNUZ": "float8_e5m2fnuz",
+    "F8_E8M0": "float8_e8m0fnu",
+    "F4": "float4_e2m1fn_x2",
+}
+
+
+def numpy_dtype(code: str) -> Any:
+    """The numpy dtype of a file dtype code."""
+    import numpy as np
+
+    if code in _NUMPY_NATIVE:
+        return np.dtype(_NUMPY_NATIVE[code])
+    if code in _ML_DTYPES:
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise SafetensorError(
+                f"dtype {code} needs the ml_dtypes package with numpy: pip install ml_dtypes"
+            ) from None
+        return np.dtype(getattr(ml_dtypes, _ML_DTYPES[code]))
+    raise SafetensorError(f"dtype {code} has no numpy equivalent")
+
+
+def numpy_array(buffer: Any, offset: int, code: str, shape: list[int]) -> Any:
+    """A numpy array over ``buffer[offset:]``, without a copy."""
+    import numpy as np
+
+    return np.ndarray(tuple(shape), dtype=numpy_dtype(code), buffer=buffer, offset=offset)
+
+
+def torch_dtype(code: str) -> Any:
+    """The torch dtype of a file dtype code."""
+    import torch
+
+    dtype = getattr(torch, TORCH_DTYPES.get(code, ""), None)
+    if dtype is None:
+        raise SafetensorError(f"dtype {code} is not supported by torch {torch.__version__}")
+    return dtype
+
+
+def torch_shape(code: str, shape: list[int]) -> list[int]:
+    """The torch shape of a tensor: F4 packs two values per byte, so torch's
+    last dimension is half the file's."""
+    if code == "F4" and shape:
+        return [*shape[:-1], shape[-1] // 2]
+    return list(shape)
+
+
+def torch_tensor(buffer: Any, offset: int, nbytes: int, code: str, shape: list[int]) -> Any:
+    """A torch tensor over ``buffer[offset:offset + nbytes]``, without a copy."""
+    import torch
+
+    dtype = torch_dtype(code)
+    if nbytes == 0:
+        return torch.empty(torch_shape(code, shape), dtype=dtype)
+    raw = torch.frombuffer(buffer, dtype=torch.uint8, count=nbytes, offset=offset)
+    return raw.view(dtype).reshape(torch_shape(code, shape))
+
+
+def from_numpy(framework: str, array: Any, device: Any) -> Any:
+    """Converts a numpy array to ``framework``'s array type on ``device``."""
+    if framework == "numpy":
+        return array
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(array)
+    if framework == "flax":
+        import jax.numpy as jnp
+
+        return jnp.array(array)
+    if framework == "mlx":
+        import mlx.core as mx
+
+        return mx.array(array)
+    if framework == "paddle":
+        import paddle
+
+        return paddle.to_tensor(array, place=_paddle_place(device))
+    raise AssertionError(f"no conversion for {framework}")
+
+
+def _paddle_place(device: Any) -> Any:
+    import paddle
+
+    if device == "cpu":
+        return paddle.CPUPlace()
+    kind, _, index = str(device).partition(":")
+    if kind == "cuda":
+        return paddle.CUDAPlace(int(index or 0))
+    return paddle.CustomPlace(kind, int(index or 0))

@@ -1,0 +1,223 @@
+"""``safe_open``: lazy, per-tensor access to a safetensors file."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+from typing import Any, Union
+
+from ironsafe import _convert, _indexing
+from ironsafe._ironsafe import Reader, SafetensorError
+
+# Accepted framework names -> the name the reference reports them by.
+_FRAMEWORKS = {
+    "pt": "pytorch",
+    "torch": "pytorch",
+    "pytorch": "pytorch",
+    "np": "numpy",
+    "numpy": "numpy",
+    "tf": "tensorflow",
+    "tensorflow": "tensorflow",
+    "jax": "flax",
+    "flax": "flax",
+    "mlx": "mlx",
+    "paddle": "paddle",
+}
+# Frameworks that can place tensors on an accelerator.
+_DEVICE_FRAMEWORKS = ("pytorch", "paddle")
+_ACCELERATORS = ("cuda", "npu", "xpu", "xla", "mlu", "musa", "hpu")
+_BACKENDS = ("mmap", "pread")
+
+Device = Union[str, int]
+
+
+def _framework(framework: Any) -> str:
+    name = _FRAMEWORKS.get(framework) if isinstance(framework, str) else None
+    if name is None:
+        raise SafetensorError(f"framework {framework} is invalid")
+    return name
+
+
+def _device(device: Any, framework: str) -> Device:
+    """Validates a device the way the reference does; returns it normalized."""
+    if device is None:
+        return "cpu"
+    if isinstance(device, int) and not isinstance(device, bool):
+        if device < 0:
+            raise SafetensorError(f"device {device} is invalid")
+        normalized: Device = device
+    elif isinstance(device, str):
+        normalized = _device_name(device)
+    else:
+        raise TypeError(f"device must be a str, an int or None, not {type(device).__name__}")
+    if normalized != "cpu" and framework not in _DEVICE_FRAMEWORKS:
+        raise SafetensorError(f"Device {normalized} is not supported for framework {framework}")
+    return normalized
+
+
+def _device_name(device: str) -> str:
+    if device == "cpu":
+        return device
+    if device in ("mps", "mps:0"):
+        return device
+    if device.startswith("mps:"):
+        raise SafetensorError(f"device {device} is invalid: only mps or mps:0 is supported")
+    kind, colon, index = device.partition(":")
+    if kind in _ACCELERATORS:
+        if not colon:
+            return f"{kind}:0"
+        if re.fullmatch(r"[0-9]+", index):
+            return device
+        raise ValueError(f"device {device} is invalid: {index!r} is not a device index")
+    raise SafetensorError(f"device {device} is invalid")
+
+
+def _backend(backend: Any) -> str:
+    if backend not in _BACKENDS:
+        raise SafetensorError(f'backend "{backend}" is invalid (expected one of: "mmap", "pread")')
+    return str(backend)
+
+
+class safe_open:  # noqa: N801 - the reference's name
+    """Opens a safetensors file lazily: the header is read and validated, and
+    tensors are read only when asked for.
+
+    Args:
+        filename: the file (``str`` or ``os.PathLike``).
+        framework: ``"pt"``, ``"np"``, ``"tf"``, ``"flax"``, ``"mlx"`` or
+            ``"paddle"`` (and their aliases), the type of the tensors returned.
+        device: where tensors go: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, an int
+            N, ``"mps"``, ... (non-CPU devices for torch and paddle only).
+        backend: ``"mmap"`` (default): CPU tensors view a private, copy-on-write
+            map of the file, no copy; ``"pread"``: every tensor is read into
+            memory of its own, with the GIL released.
+
+    Usable as a context manager; once closed, every method raises
+    ``SafetensorError("File is closed")``.
+    """
+
+    def __init__(self, filename: Any, framework: str, device: Device = "cpu", *, backend: str = "mmap") -> None:
+        self._framework = _framework(framework)
+        self._device = _device(device, self._framework)
+        self._backend = _backend(backend)
+        self._reader: Reader | None = Reader(os.fsdecode(os.fspath(filename)))
+        self._map: mmap.mmap | None = None
+
+    def __enter__(self) -> safe_open:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._reader = None
+        # Tensors already handed out keep the map alive through their buffers.
+        self._map = None
+
+    def _open(self) -> Reader:
+        if self._reader is None:
+            raise SafetensorError("File is closed")
+        return self._reader
+
+    def keys(self) -> list[str]:
+        """The tensor names, sorted."""
+        return self._open().keys()
+
+    def offset_keys(self) -> list[str]:
+        """The tensor names in the order of their data in the file."""
+        return self._open().offset_keys()
+
+    def metadata(self) -> dict[str, str] | None:
+        """The file's ``__metadata__``, or ``None``."""
+        return self._open().metadata()
+
+    def get_tensor(self, name: str) -> Any:
+        """The tensor called ``name``, in the framework and on the device asked for."""
+        return self._place(self._cpu_tensor(name))
+
+    def get_tensors(self) -> dict[str, Any]:
+        """Every tensor, in file order."""
+        return {name: self.get_tensor(name) for name in self.offset_keys()}
+
+    def get_slice(self, name: str) -> SafeSlice:
+        """A lazy view of ``name``: its shape and dtype, and ``[key]`` to read part of it."""
+        self._open().info(name)  # fails early for an unknown name
+        return SafeSlice(self, name)
+
+    def _cpu_tensor(self, name: str) -> Any:
+        """The whole tensor on the CPU: a view of the map, or owned bytes."""
+        reader = self._open()
+        code, shape, begin, end = reader.info(name)
+        if self._backend == "mmap":
+            buffer, offset = self._mapping(), begin
+        else:
+            buffer, offset = reader.read(name), 0
+        if self._framework == "pytorch":
+            return _convert.torch_tensor(buffer, offset, end - begin, code, shape)
+        return _convert.numpy_array(buffer, offset, code, shape)
+
+    def _mapping(self) -> mmap.mmap:
+        """A private (copy-on-write) map of the open file, made once."""
+        if self._map is None:
+            reader = self._open()
+            fileno = getattr(reader, "fileno", None)
+            if fileno is not None:
+                self._map = mmap.mmap(fileno(), reader.file_len, access=mmap.ACCESS_COPY)
+            else:  # no descriptor to share (Windows): map the path
+                with open(reader.path, "rb") as file:
+                    self._map = mmap.mmap(file.fileno(), reader.file_len, access=mmap.ACCESS_COPY)
+        return self._map
+
+    def _place(self, tensor: Any) -> Any:
+        """Converts a CPU tensor (torch or numpy) to the framework and device."""
+        if self._framework == "pytorch":
+            return tensor if self._device == "cpu" else tensor.to(self._device)
+        return _convert.from_numpy(self._framework, tensor, self._device)
+
+    def _read_slice(self, name: str, key: Any) -> Any:
+        reader = self._open()
+        code, shape, _, _ = reader.info(name)
+        if self._backend == "mmap":
+            # Index a view of the map: the framework's own indexing, no copy.
+            full = self._cpu_tensor(name)
+            _indexing.normalize(key, list(full.shape))  # the same errors on every path
+            part = full[key]
+            if self._framework != "pytorch":
+                import numpy as np
+
+                part = np.asarray(part)
+            return self._place(part)
+        plan = _indexing.normalize(key, shape)
+        if plan.flips and self._framework == "pytorch":
+            raise ValueError("step must be greater than zero")  # as torch indexing says
+        data, out_shape = reader.read_slice(name, plan.indices)
+        if self._framework == "pytorch":
+            part = _convert.torch_tensor(data, 0, len(data), code, out_shape)
+        else:
+            import numpy as np
+
+            part = _convert.numpy_array(data, 0, code, out_shape)
+            if plan.flips:
+                part = np.flip(part, axis=plan.flips)
+        for axis in plan.new_axes:
+            part = part.unsqueeze(axis) if self._framework == "pytorch" else np.expand_dims(part, axis)
+        return self._place(part)
+
+
+class SafeSlice:
+    """A tensor not yet read: its shape and dtype, and ``[key]`` to read the
+    part that ``key`` selects (ints, slices with steps, ``...``, ``None``), with
+    the result equal to indexing the whole tensor."""
+
+    def __init__(self, file: safe_open, name: str) -> None:
+        self._file = file
+        self._name = name
+
+    def get_shape(self) -> list[int]:
+        """The shape, as the header records it."""
+        return self._file._open().info(self._name)[1]
+
+    def get_dtype(self) -> str:
+        """The dtype code, e.g. ``"F32"``."""
+        return self._file._open().info(self._name)[0]
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._file._read_slice(self._name, key)
