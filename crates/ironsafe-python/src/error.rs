@@ -47,12 +47,16 @@ pub(crate) fn to_py(err: ironsafe::Error, op: Op) -> PyErr {
     }
 }
 
-/// Converts an I/O error on `path` to the OSError subclass Python would raise.
+/// Converts an I/O error on `path` to the `OSError` subclass Python would raise.
 pub(crate) fn io_to_py(path: &Path, err: &io::Error) -> PyErr {
     let path = path.display();
     match err.kind() {
-        io::ErrorKind::NotFound => PyFileNotFoundError::new_err(format!("No such file or directory: {path}")),
-        io::ErrorKind::PermissionDenied => PyPermissionError::new_err(format!("Permission denied: {path}")),
+        io::ErrorKind::NotFound => {
+            PyFileNotFoundError::new_err(format!("No such file or directory: {path}"))
+        }
+        io::ErrorKind::PermissionDenied => {
+            PyPermissionError::new_err(format!("Permission denied: {path}"))
+        }
         _ => PyOSError::new_err(format!("{err}: {path}")),
     }
 }

@@ -2,6 +2,9 @@
 //! arguments, release the GIL, and call the format crate. The Python API
 //! itself (`safe_open`, the framework modules) lives in `python/ironsafe`.
 
+// PyO3 extracts arguments as owned values; taking them by reference is not an option.
+#![allow(clippy::needless_pass_by_value)]
+
 mod error;
 #[allow(unsafe_code)]
 mod raw;

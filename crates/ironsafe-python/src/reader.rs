@@ -8,7 +8,9 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use ironsafe::{ByteSource, Header, MAX_HEADER_SIZE, Metadata, ReadOptions, SliceIndex, TensorInfo};
+use ironsafe::{
+    ByteSource, Header, MAX_HEADER_SIZE, Metadata, ReadOptions, SliceIndex, TensorInfo,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyByteArray;
 
@@ -61,12 +63,19 @@ impl Reader {
 
     /// Tensor names, sorted.
     fn keys(&self) -> Vec<&str> {
-        self.header.tensors_by_name().map(|info| info.name.as_str()).collect()
+        self.header
+            .tensors_by_name()
+            .map(|info| info.name.as_str())
+            .collect()
     }
 
     /// Tensor names in file order.
     fn offset_keys(&self) -> Vec<&str> {
-        self.header.tensors().iter().map(|info| info.name.as_str()).collect()
+        self.header
+            .tensors()
+            .iter()
+            .map(|info| info.name.as_str())
+            .collect()
     }
 
     /// The metadata, or `None`.
@@ -100,7 +109,12 @@ impl Reader {
         let info = self.get(name)?;
         let start = self.header.data_start();
         let (begin, end) = info.data_offsets;
-        Ok((info.dtype.name(), info.shape.clone(), start + begin, start + end))
+        Ok((
+            info.dtype.name(),
+            info.shape.clone(),
+            start + begin,
+            start + end,
+        ))
     }
 
     /// Reads a whole tensor into a new `bytearray`, with the GIL released.
@@ -123,7 +137,9 @@ impl Reader {
     ) -> PyResult<(Bound<'py, PyByteArray>, Vec<usize>)> {
         let info = self.get(name)?;
         let indices: Vec<SliceIndex> = indices.into_iter().map(SliceIndex::from).collect();
-        let ranges = info.slice_ranges(&indices).map_err(|err| to_py(err, Op::Read))?;
+        let ranges = info
+            .slice_ranges(&indices)
+            .map_err(|err| to_py(err, Op::Read))?;
         let shape = ranges.shape().to_vec();
         let base = (self.header.data_start() + info.data_offsets.0) as u64;
         let data = PyByteArray::new_with(py, ranges.remaining_bytes(), |buf| {
@@ -131,7 +147,8 @@ impl Reader {
                 let mut at = 0;
                 for run in ranges {
                     let len = run.len();
-                    self.file.read_exact_at(base + run.start as u64, &mut buf[at..at + len])?;
+                    self.file
+                        .read_exact_at(base + run.start as u64, &mut buf[at..at + len])?;
                     at += len;
                 }
                 Ok(())

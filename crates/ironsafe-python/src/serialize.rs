@@ -13,10 +13,13 @@ use crate::spec::TensorSpec;
 
 fn layout(
     tensor_dict: BTreeMap<String, TensorSpec>,
-    metadata: Option<Metadata>,
+    metadata: Option<&Metadata>,
 ) -> PyResult<Layout<String, RawView>> {
-    let tensors = tensor_dict.into_iter().map(|(name, spec)| (name, spec.view));
-    Layout::new(tensors, metadata.as_ref(), &WriteOptions::default()).map_err(|err| to_py(err, Op::Serialize))
+    let tensors = tensor_dict
+        .into_iter()
+        .map(|(name, spec)| (name, spec.view));
+    Layout::new(tensors, metadata, &WriteOptions::default())
+        .map_err(|err| to_py(err, Op::Serialize))
 }
 
 /// Serializes tensors into the bytes of a safetensors file. The GIL is
@@ -25,12 +28,12 @@ fn layout(
 /// Every `TensorSpec`'s memory must stay alive until this returns.
 #[pyfunction]
 #[pyo3(signature = (tensor_dict, metadata = None))]
-pub(crate) fn serialize<'py>(
-    py: Python<'py>,
+pub(crate) fn serialize(
+    py: Python<'_>,
     tensor_dict: BTreeMap<String, TensorSpec>,
     metadata: Option<Metadata>,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let layout = layout(tensor_dict, metadata)?;
+) -> PyResult<Bound<'_, PyBytes>> {
+    let layout = layout(tensor_dict, metadata.as_ref())?;
     PyBytes::new_with(py, layout.file_len(), |buf| {
         py.detach(|| layout.write_to(&mut &mut buf[..]))
             .map_err(|err| to_py(err, Op::Serialize))
@@ -49,7 +52,7 @@ pub(crate) fn serialize_file(
     filename: PathBuf,
     metadata: Option<Metadata>,
 ) -> PyResult<()> {
-    let layout = layout(tensor_dict, metadata)?;
+    let layout = layout(tensor_dict, metadata.as_ref())?;
     py.detach(|| layout.write_file(&filename, false))
         .map_err(|err| to_py(err, Op::Serialize))
 }
@@ -68,7 +71,11 @@ pub(crate) fn deserialize<'py>(
             let entry = PyDict::new(py);
             entry.set_item("shape", view.shape())?;
             entry.set_item("dtype", view.dtype().name())?;
-            entry.set_item("data", PyByteArray::new(py, view.data()))?;
+            let data = PyByteArray::new_with(py, view.data().len(), |buf| {
+                py.detach(|| buf.copy_from_slice(view.data()));
+                Ok(())
+            })?;
+            entry.set_item("data", data)?;
             Ok((name.to_owned(), entry))
         })
         .collect()

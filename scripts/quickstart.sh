@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job: install ironsafe (and torch) into the project's virtual
+# environment, then run the tutorial in target/quickstart/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/venv.sh examples/requirements.txt
+
+out=target/quickstart
+mkdir -p "$out"
+(cd "$out" && "$PY" ../../examples/quickstart.py)
+echo "quickstart: files written to $out/"
