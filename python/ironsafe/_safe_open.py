@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import mmap
 import os
 import re
@@ -29,7 +30,7 @@ _DEVICE_FRAMEWORKS = ("pytorch", "paddle")
 _ACCELERATORS = ("cuda", "npu", "xpu", "xla", "mlu", "musa", "hpu")
 _BACKENDS = ("mmap", "pread")
 
-Device = Union[str, int]
+Device = Union[str, int, None]
 
 
 def _framework(framework: Any) -> str:
@@ -44,13 +45,13 @@ def _device(device: Any, framework: str) -> Device:
     if device is None:
         return "cpu"
     if isinstance(device, int) and not isinstance(device, bool):
-        if device < 0:
+        if not 0 <= device < 2**64:
             raise SafetensorError(f"device {device} is invalid")
         normalized: Device = device
     elif isinstance(device, str):
         normalized = _device_name(device)
-    else:
-        raise TypeError(f"device must be a str, an int or None, not {type(device).__name__}")
+    else:  # as the reference, for a torch.device too (bools: it takes them as 0 and 1)
+        raise SafetensorError(f"device {device} is invalid")
     if normalized != "cpu" and framework not in _DEVICE_FRAMEWORKS:
         raise SafetensorError(f"Device {normalized} is not supported for framework {framework}")
     return normalized
@@ -140,12 +141,17 @@ class safe_open:  # noqa: N801 - the reference's name
     def get_slice(self, name: str) -> SafeSlice:
         """A lazy view of ``name``: its shape and dtype, and ``[key]`` to read part of it."""
         self._open().info(name)  # fails early for an unknown name
-        return SafeSlice(self, name)
+        if self._backend == "mmap":
+            self._mapping()  # made now, so that the slice shares it
+        # The slice holds the open file itself: like the reference's, it can
+        # still be read after this handle is closed.
+        return SafeSlice(copy.copy(self), name)
 
     def _cpu_tensor(self, name: str) -> Any:
         """The whole tensor on the CPU: a view of the map, or owned bytes."""
         reader = self._open()
         code, shape, begin, end = reader.info(name)
+        buffer: mmap.mmap | bytearray
         if self._backend == "mmap":
             buffer, offset = self._mapping(), begin
         else:
@@ -178,7 +184,13 @@ class safe_open:  # noqa: N801 - the reference's name
         if self._backend == "mmap":
             # Index a view of the map: the framework's own indexing, no copy.
             full = self._cpu_tensor(name)
-            _indexing.normalize(key, list(full.shape))  # the same errors on every path
+            try:
+                _indexing.normalize(key, list(full.shape))  # the same errors on every path
+            except _indexing.SliceTypeError:
+                # Lists, index tensors and masks: the reference hands torch +
+                # mmap keys to torch's own indexing, and so do we.
+                if self._framework != "pytorch":
+                    raise
             part = full[key]
             if self._framework != "pytorch":
                 import numpy as np
@@ -196,7 +208,7 @@ class safe_open:  # noqa: N801 - the reference's name
 
             part = _convert.numpy_array(data, 0, code, out_shape)
             if plan.flips:
-                part = np.flip(part, axis=plan.flips)
+                part = np.flip(part, axis=tuple(plan.flips))
         for axis in plan.new_axes:
             part = part.unsqueeze(axis) if self._framework == "pytorch" else np.expand_dims(part, axis)
         return self._place(part)

@@ -31,7 +31,9 @@ pub(crate) enum Op {
 pub(crate) fn to_py(err: ironsafe::Error, op: Op) -> PyErr {
     use ironsafe::Error;
     match err {
-        Error::Io { path, source, .. } if !matches!(op, Op::Read) => io_to_py(&path, &source),
+        // Only a file that cannot be opened is an OSError (as the reference
+        // does); a failed write is a SafetensorError, like the reference's.
+        Error::Io { path, source, .. } if matches!(op, Op::Open) => io_to_py(&path, &source),
         Error::TensorNotFound(name) => {
             SafetensorError::new_err(format!("File does not contain tensor {name}"))
         }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use ironsafe::{
     ByteSource, Header, MAX_HEADER_SIZE, Metadata, ReadOptions, SliceIndex, TensorInfo,
 };
+use pyo3::exceptions::PyIsADirectoryError;
 use pyo3::prelude::*;
 use pyo3::types::PyByteArray;
 
@@ -50,6 +51,14 @@ impl Reader {
     #[pyo3(signature = (filename, *, max_header_size = MAX_HEADER_SIZE))]
     fn new(py: Python<'_>, filename: PathBuf, max_header_size: usize) -> PyResult<Self> {
         let file = File::open(&filename).map_err(|err| io_to_py(&filename, &err))?;
+        if file.metadata().is_ok_and(|meta| meta.is_dir()) {
+            // Opening a directory succeeds on Unix; reading it does not. An
+            // OSError, as Python's `open` and the reference raise.
+            return Err(PyIsADirectoryError::new_err(format!(
+                "Is a directory: {}",
+                filename.display()
+            )));
+        }
         let options = ReadOptions::default().max_header_size(max_header_size);
         let header = py
             .detach(|| Header::read_from(&file, &options))

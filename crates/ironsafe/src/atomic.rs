@@ -28,19 +28,15 @@ pub(crate) fn write(
         .write(true)
         .create_new(true)
         .open(&temp)
-        .map_err(io_error("cannot create", &temp))?;
+        .map_err(io_error("cannot write", path))?;
     let written = contents(&mut file)
         .map_err(|err| match err {
-            Error::Stream(source) => Error::Io {
-                op: "cannot write",
-                path: temp.clone(),
-                source,
-            },
+            Error::Stream(source) => io_error("cannot write", path)(source),
             other => other,
         })
         .and_then(|()| {
             if durable {
-                file.sync_all().map_err(io_error("cannot sync", &temp))?;
+                file.sync_all().map_err(io_error("cannot sync", path))?;
             }
             drop(file);
             fs::rename(&temp, path).map_err(io_error("cannot replace", path))
