@@ -133,18 +133,7 @@ def from_numpy(framework: str, array: Any, device: Any) -> Any:
 
         return mx.array(array)
     if framework == "paddle":
-        import paddle
+        from ironsafe.paddle import _paddle_device, _to_paddle
 
-        return paddle.to_tensor(array, place=_paddle_place(device))
+        return _to_paddle(array, _paddle_device(device))
     raise AssertionError(f"no conversion for {framework}")
-
-
-def _paddle_place(device: Any) -> Any:
-    import paddle
-
-    if device == "cpu":
-        return paddle.CPUPlace()
-    kind, _, index = str(device).partition(":")
-    if kind == "cuda":
-        return paddle.CUDAPlace(int(index or 0))
-    return paddle.CustomPlace(kind, int(index or 0))
