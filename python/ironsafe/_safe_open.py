@@ -51,7 +51,7 @@ def _device(device: Any, framework: str) -> Device:
     elif isinstance(device, str):
         normalized = _device_name(device)
     else:  # as the reference, for a torch.device too (bools: it takes them as 0 and 1)
-        raise SafetensorError(f"device {device} is invalid")
+        raise SafetensorError(f"device {device!r} is invalid")
     if normalized != "cpu" and framework not in _DEVICE_FRAMEWORKS:
         raise SafetensorError(f"Device {normalized} is not supported for framework {framework}")
     return normalized
@@ -181,8 +181,11 @@ class safe_open:  # noqa: N801 - the reference's name
     def _read_slice(self, name: str, key: Any) -> Any:
         reader = self._open()
         code, shape, _, _ = reader.info(name)
-        if self._backend == "mmap":
-            # Index a view of the map: the framework's own indexing, no copy.
+        # torch indexes a float4 tensor in packed elements (two values each),
+        # which byte ranges of the file cannot always express: read it whole.
+        if self._backend == "mmap" or (code == "F4" and self._framework == "pytorch"):
+            # The framework's own indexing of the whole tensor: a view of the
+            # map (no copy), or, for float4 read with pread, the tensor read whole.
             full = self._cpu_tensor(name)
             try:
                 _indexing.normalize(key, list(full.shape))  # the same errors on every path

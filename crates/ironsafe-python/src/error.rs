@@ -3,7 +3,9 @@
 use std::io;
 use std::path::Path;
 
-use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError};
+use pyo3::exceptions::{
+    PyException, PyFileNotFoundError, PyIsADirectoryError, PyOSError, PyPermissionError,
+};
 use pyo3::{PyErr, create_exception};
 
 create_exception!(
@@ -55,6 +57,9 @@ pub(crate) fn io_to_py(path: &Path, err: &io::Error) -> PyErr {
     match err.kind() {
         io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(format!("No such file or directory: {path}"))
+        }
+        io::ErrorKind::IsADirectory => {
+            PyIsADirectoryError::new_err(format!("Is a directory: {path}"))
         }
         io::ErrorKind::PermissionDenied => {
             PyPermissionError::new_err(format!("Permission denied: {path}"))

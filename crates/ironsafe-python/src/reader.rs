@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use ironsafe::{
     ByteSource, Header, MAX_HEADER_SIZE, Metadata, ReadOptions, SliceIndex, TensorInfo,
 };
-use pyo3::exceptions::PyIsADirectoryError;
 use pyo3::prelude::*;
 use pyo3::types::PyByteArray;
 
@@ -50,15 +49,16 @@ impl Reader {
     #[new]
     #[pyo3(signature = (filename, *, max_header_size = MAX_HEADER_SIZE))]
     fn new(py: Python<'_>, filename: PathBuf, max_header_size: usize) -> PyResult<Self> {
-        let file = File::open(&filename).map_err(|err| io_to_py(&filename, &err))?;
-        if file.metadata().is_ok_and(|meta| meta.is_dir()) {
-            // Opening a directory succeeds on Unix; reading it does not. An
-            // OSError, as Python's `open` and the reference raise.
-            return Err(PyIsADirectoryError::new_err(format!(
-                "Is a directory: {}",
-                filename.display()
-            )));
-        }
+        // Opening a directory succeeds on Unix; reading it would not.
+        let file = File::open(&filename)
+            .and_then(|file| {
+                if file.metadata()?.is_dir() {
+                    Err(std::io::ErrorKind::IsADirectory.into())
+                } else {
+                    Ok(file)
+                }
+            })
+            .map_err(|err| io_to_py(&filename, &err))?;
         let options = ReadOptions::default().max_header_size(max_header_size);
         let header = py
             .detach(|| Header::read_from(&file, &options))

@@ -1,0 +1,109 @@
+"""Type stubs of ``ironsafe._ironsafe``, the extension module written in Rust
+(crates/ironsafe-python). ``tests/python/test_stubs.py`` checks them against
+the built module with ``mypy.stubtest``."""
+
+import os
+import pathlib
+import sys
+from collections.abc import Sequence
+from typing import Final, TypedDict, final
+
+from typing_extensions import TypeAlias
+
+__all__ = [
+    "SafetensorError",
+    "TensorSpec",
+    "Reader",
+    "serialize",
+    "serialize_file",
+    "deserialize",
+    "__version__",
+]
+
+__version__: Final[str]
+
+class SafetensorError(Exception):
+    """Raised for any problem with the content of a safetensors file or with the tensors to write."""
+
+@final
+class TensorSpec:
+    """One tensor to write: its dtype (a torch-style name such as ``"float32"``),
+    its shape, and ``data_len`` bytes of little-endian, row-major data at
+    address ``data_ptr``. For ``float4_e2m1fn_x2`` the last dimension given is
+    doubled (two values per byte). Frozen.
+
+    The memory at ``data_ptr`` must stay alive and unchanged until every
+    ``serialize``/``serialize_file`` call that takes the spec has returned.
+    """
+
+    def __new__(cls, *, dtype: str, shape: Sequence[int], data_ptr: int, data_len: int) -> TensorSpec: ...
+    @property
+    def dtype(self) -> str:
+        """The file's dtype code, e.g. ``"F32"``."""
+    @property
+    def shape(self) -> list[int]:
+        """The logical shape, as the header records it."""
+    @property
+    def data_ptr(self) -> int:
+        """The address of the first byte."""
+    @property
+    def data_len(self) -> int:
+        """The number of bytes."""
+
+# One index of ``Reader.read_slice``: a position (the dimension is dropped),
+# or ``(start, stop, step)`` already clamped to the dimension, ``step >= 1``.
+_Index: TypeAlias = int | tuple[int, int, int]
+
+@final
+class Reader:
+    """An open safetensors file: its validated header, and the file, for reads
+    with ``pread``. ``safe_open`` is built on it."""
+
+    def __new__(cls, filename: str | os.PathLike[str], *, max_header_size: int = ...) -> Reader: ...
+    def keys(self) -> list[str]:
+        """Tensor names, sorted."""
+    def offset_keys(self) -> list[str]:
+        """Tensor names in file order."""
+    def metadata(self) -> dict[str, str] | None:
+        """The metadata, or ``None``."""
+    @property
+    def path(self) -> pathlib.Path:
+        """The file's path, as given."""
+    if sys.platform != "win32":
+        def fileno(self) -> int:
+            """The descriptor of the open file."""
+
+    @property
+    def file_len(self) -> int:
+        """The length of the file: the header and all tensor data."""
+    def info(self, name: str) -> tuple[str, list[int], int, int]:
+        """``(dtype, shape, begin, end)`` of a tensor, with absolute file offsets."""
+    def read(self, name: str) -> bytearray:
+        """Reads a whole tensor into a new ``bytearray``."""
+    def read_slice(self, name: str, indices: Sequence[_Index]) -> tuple[bytearray, list[int]]:
+        """Reads the part of a tensor that ``indices`` select; returns it with its shape."""
+
+class _TensorDict(TypedDict):
+    shape: list[int]
+    dtype: str
+    data: bytearray
+
+def serialize(tensor_dict: dict[str, TensorSpec], metadata: dict[str, str] | None = None) -> bytes:
+    """Serializes tensors into the bytes of a safetensors file.
+
+    Every ``TensorSpec``'s memory must stay alive until this returns.
+    """
+
+def serialize_file(
+    tensor_dict: dict[str, TensorSpec],
+    filename: str | os.PathLike[str],
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Writes tensors to ``filename`` as a safetensors file, atomically.
+
+    Every ``TensorSpec``'s memory must stay alive until this returns.
+    """
+
+def deserialize(bytes: bytes) -> list[tuple[str, _TensorDict]]:
+    """Parses the bytes of a safetensors file into
+    ``[(name, {"shape": [...], "dtype": "F32", "data": bytearray}), ...]``, in file order."""

@@ -1,0 +1,583 @@
+"""`safe_open`: argument validation, the file's names and metadata, closed
+handles, slicing, zero-copy and owned loads, a file replaced while open,
+and concurrent use. Compared with the reference `safetensors` 0.8.0 where
+the contract (compat.md) says ironsafe behaves like it."""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+import pytest
+import safetensors as reference
+import torch
+
+import ironsafe
+from ironsafe import SafetensorError, safe_open
+
+WriteFile = Callable[..., Path]
+
+BACKENDS = ["mmap", "pread"]
+
+
+def outcome(call: Callable[[], Any]) -> Tuple[str, str]:
+    try:
+        call()
+    except Exception as err:  # noqa: BLE001 - the outcome is compared
+        return type(err).__name__, str(err)
+    return "ok", ""
+
+
+@pytest.fixture
+def small_file(write_file: WriteFile) -> Path:
+    """Three tensors whose file order (by dtype size, then name) is not their
+    name order, and metadata."""
+    return write_file(
+        {
+            "a": np.arange(6, dtype=np.uint8).reshape(2, 3),
+            "b": np.linspace(0, 1, 4, dtype=np.float64),
+            "c": np.arange(-3, 3, dtype=np.int32),
+        },
+        metadata={"format": "pt", "note": "é"},
+    )
+
+
+# --- arguments ---------------------------------------------------------------------
+
+FRAMEWORKS = ["pt", "torch", "pytorch", "np", "numpy", "tf", "tensorflow", "jax", "flax", "mlx", "paddle"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_framework_name_opens(framework: str, small_file: Path) -> None:
+    with safe_open(small_file, framework) as f:
+        assert f.keys() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("framework", ["foo", "PT", "", "torch ", "numpy.ndarray"])
+def test_invalid_framework_like_the_reference(framework: str, small_file: Path) -> None:
+    ours = outcome(lambda: safe_open(small_file, framework))
+    assert ours == ("SafetensorError", f"framework {framework} is invalid")
+    assert ours == outcome(lambda: reference.safe_open(small_file, framework))
+
+
+@pytest.mark.parametrize("framework", [None, 1])
+def test_framework_of_another_type(framework: Any, small_file: Path) -> None:
+    """Documented difference: the contract's SafetensorError for any other
+    framework; the reference's argument conversion raises TypeError."""
+    assert outcome(lambda: safe_open(small_file, framework)) == ("SafetensorError", f"framework {framework} is invalid")
+    assert outcome(lambda: reference.safe_open(small_file, framework))[0] == "TypeError"
+
+
+DEVICES: List[Tuple[str, Any]] = [
+    ("pt", "cpu"), ("pt", None), ("pt", 0), ("pt", 3), ("pt", "cuda"), ("pt", "cuda:1"), ("pt", "cuda:01"),
+    ("pt", "mps"), ("pt", "mps:0"), ("pt", "mps:1"), ("pt", "npu"), ("pt", "xpu:3"), ("pt", "xla"),
+    ("pt", "mlu:0"), ("pt", "musa"), ("pt", "hpu:2"), ("paddle", "cuda"), ("paddle", "cpu"),
+    ("pt", "tpu"), ("pt", "gpu"), ("pt", "meta"), ("pt", ""), ("pt", "CPU"), ("pt", "cpu:0"), ("np", "cpu:0"),
+    ("pt", -1), ("pt", 2**70), ("pt", 1.5), ("pt", b"cpu"), ("pt", [0]), ("pt", torch.device("cpu")),
+    ("np", "cuda"), ("np", 0), ("np", "mps"), ("numpy", "cuda:2"), ("tf", "cuda:0"), ("jax", "cuda"),
+    ("flax", "xpu"), ("mlx", "mps"), ("np", "tpu"), ("np", None), ("tf", "cpu"),
+]
+
+
+@pytest.mark.parametrize("framework, device", DEVICES)
+def test_devices_like_the_reference(framework: str, device: Any, small_file: Path) -> None:
+    """Opening validates the device (and never touches it)."""
+    ours = outcome(lambda: safe_open(small_file, framework, device))
+    assert ours[0] in ("ok", "SafetensorError")
+    if framework == "paddle":
+        assert ours == ("ok", "")  # the reference would import paddle here
+    else:
+        assert ours == outcome(lambda: reference.safe_open(small_file, framework, device))
+
+
+def test_device_messages(small_file: Path) -> None:
+    def message(framework: str, device: Any) -> str:
+        with pytest.raises(SafetensorError) as info:
+            safe_open(small_file, framework, device)
+        return str(info.value)
+
+    assert message("pt", "mps:1") == "device mps:1 is invalid: only mps or mps:0 is supported"
+    assert message("pt", "tpu") == "device tpu is invalid"
+    assert message("pt", -1) == "device -1 is invalid"
+    assert message("np", "cuda") == "Device cuda:0 is not supported for framework numpy"
+    assert message("tf", "cuda:3") == "Device cuda:3 is not supported for framework tensorflow"
+    assert message("jax", 1) == "Device 1 is not supported for framework flax"
+
+
+@pytest.mark.parametrize("device", ["cuda:x", "cuda:", "cuda:-1", "npu:1.5"])
+def test_bad_device_index(device: str, small_file: Path) -> None:
+    """Both raise ValueError; the reference's message is Rust's integer parse
+    error, ours names the device."""
+    assert outcome(lambda: reference.safe_open(small_file, "pt", device))[0] == "ValueError"
+    with pytest.raises(ValueError, match=f"device {device} is invalid"):
+        safe_open(small_file, "pt", device)
+
+
+@pytest.mark.parametrize("device", [True, False])
+def test_bool_device(device: bool, small_file: Path) -> None:
+    """Documented difference: the reference takes a bool as device 0 or 1."""
+    reference.safe_open(small_file, "pt", device)
+    with pytest.raises(SafetensorError, match=f"device {device} is invalid"):
+        safe_open(small_file, "pt", device)
+
+
+@pytest.mark.parametrize("backend", ["foo", "MMAP", "", "read"])
+def test_invalid_backend_like_the_reference(backend: str, small_file: Path) -> None:
+    ours = outcome(lambda: safe_open(small_file, "pt", backend=backend))
+    assert ours == ("SafetensorError", f'backend "{backend}" is invalid (expected one of: "mmap", "pread")')
+    assert ours == outcome(lambda: reference.safe_open(small_file, "pt", backend=backend))
+
+
+def test_backend_is_keyword_only(small_file: Path) -> None:
+    for lib in (ironsafe, reference):
+        with pytest.raises(TypeError):
+            lib.safe_open(small_file, "pt", "cpu", "pread")
+
+
+# --- the file's names, metadata, tensors ---------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("framework", ["pt", "np"])
+def test_names_metadata_and_tensors_like_the_reference(framework: str, backend: str, small_file: Path) -> None:
+    with safe_open(small_file, framework, backend=backend) as ours, reference.safe_open(
+        small_file, framework, backend=backend
+    ) as theirs:
+        assert ours.keys() == theirs.keys() == ["a", "b", "c"]
+        assert ours.offset_keys() == theirs.offset_keys() == ["b", "c", "a"]
+        assert ours.metadata() == theirs.metadata() == {"format": "pt", "note": "é"}
+        tensors = ours.get_tensors()
+        assert list(tensors) == ["b", "c", "a"]
+        for name, value in theirs.get_tensors().items():
+            assert type(tensors[name]) is type(value)
+            assert tensors[name].dtype == value.dtype
+            assert tensors[name].shape == value.shape
+            assert (tensors[name] == value).all()
+            assert (ours.get_tensor(name) == value).all()
+            ours_slice, theirs_slice = ours.get_slice(name), theirs.get_slice(name)
+            assert ours_slice.get_shape() == theirs_slice.get_shape()
+            assert ours_slice.get_dtype() == theirs_slice.get_dtype()
+
+
+def test_no_metadata_and_no_tensors(write_file: WriteFile) -> None:
+    path = write_file({})
+    for lib in (ironsafe, reference):
+        with lib.safe_open(path, "np") as f:
+            assert f.metadata() is None
+            assert f.keys() == f.offset_keys() == []
+            assert f.get_tensors() == {}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unknown_tensor(backend: str, small_file: Path) -> None:
+    with safe_open(small_file, "pt", backend=backend) as f:
+        for call in (f.get_tensor, f.get_slice):
+            with pytest.raises(SafetensorError) as info:
+                call("nope")
+            assert str(info.value) == "File does not contain tensor nope"
+
+
+# --- closed handles -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_method_fails_once_closed(backend: str, small_file: Path) -> None:
+    for lib in (ironsafe, reference):
+        with lib.safe_open(small_file, "pt", backend=backend) as f:
+            early = f.get_slice("b")
+        calls: Dict[str, Callable[[], Any]] = {
+            "keys": f.keys,
+            "offset_keys": f.offset_keys,
+            "metadata": f.metadata,
+            "get_tensor": lambda: f.get_tensor("a"),
+            "get_tensors": f.get_tensors,
+            "get_slice": lambda: f.get_slice("a"),
+        }
+        for name, call in calls.items():
+            assert outcome(call) == ("SafetensorError", "File is closed"), (lib.__name__, name)
+        # A slice taken while open still reads (the reference's does too).
+        assert early.get_shape() == [4]
+        assert early.get_dtype() == "F64"
+        assert early[1:3].tolist() == pytest.approx([1 / 3, 2 / 3])
+        f.__exit__(None, None, None)  # closing twice is fine
+
+
+# --- file names -------------------------------------------------------------------------
+
+
+def test_missing_file_like_the_reference(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.safetensors"
+    ours = outcome(lambda: safe_open(missing, "pt"))
+    assert ours == ("FileNotFoundError", f"No such file or directory: {missing}")
+    assert ours == outcome(lambda: reference.safe_open(str(missing), "pt"))
+
+
+def test_directory_is_an_oserror(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        reference.safe_open(str(tmp_path), "pt")
+    with pytest.raises(IsADirectoryError):
+        safe_open(tmp_path, "pt")
+
+
+class CustomPath(os.PathLike):  # type: ignore[type-arg]
+    def __init__(self, path: Any) -> None:
+        self.path = path
+
+    def __fspath__(self) -> Any:
+        return self.path
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [str, Path, lambda p: CustomPath(str(p)), os.fsencode, lambda p: CustomPath(os.fsencode(p))],
+    ids=["str", "Path", "PathLike-str", "bytes", "PathLike-bytes"],
+)
+def test_filename_types(convert: Callable[[Path], Any], small_file: Path) -> None:
+    """str and os.PathLike, like the reference; bytes too (the reference
+    refuses bytes with a TypeError)."""
+    with safe_open(convert(small_file), "np") as f:
+        assert f.keys() == ["a", "b", "c"]
+    with pytest.raises(FileNotFoundError):
+        safe_open(convert(small_file.with_name("missing")), "np")
+
+
+def test_non_ascii_filename(write_file: WriteFile) -> None:
+    path = write_file({"x": np.ones(2, dtype=np.float32)}, name="mödel ✓.safetensors")
+    with safe_open(path, "np") as f:
+        assert f.get_tensor("x").tolist() == [1.0, 1.0]
+
+
+# --- slicing ----------------------------------------------------------------------------
+
+
+def random_key(rng: np.random.Generator, shape: Tuple[int, ...]) -> Any:
+    """A random basic-indexing key for `shape`: ints (negative too), slices
+    (negative or out-of-range bounds, positive steps), `...` and `None`."""
+    consumed = int(rng.integers(0, len(shape) + 1))
+    ellipsis = len(shape) > 0 and rng.random() < 0.3
+    items: List[Any] = []
+    dims = list(range(consumed))
+    split = -1
+    if ellipsis:  # the ellipsis stands for the dimensions not indexed
+        split = int(rng.integers(0, consumed + 1))
+        dims = list(range(split)) + list(range(len(shape) - (consumed - split), len(shape)))
+    for position, dim in enumerate(dims):
+        if ellipsis and position == split:
+            items.append(Ellipsis)
+        items.append(random_item(rng, shape[dim]))
+    if ellipsis and split == consumed:
+        items.append(Ellipsis)
+    for _ in range(int(rng.integers(0, 3)) if rng.random() < 0.3 else 0):
+        items.insert(int(rng.integers(0, len(items) + 1)), None)
+    if len(items) == 1 and rng.random() < 0.5:
+        return items[0]
+    return tuple(items)
+
+
+def random_item(rng: np.random.Generator, size: int) -> Any:
+    if size > 0 and rng.random() < 0.35:
+        return int(rng.integers(-size, size))
+
+    def bound() -> Any:
+        return None if rng.random() < 0.3 else int(rng.integers(-size - 3, size + 4))
+
+    step = [None, 1, 2, 3][int(rng.integers(0, 4))]
+    return slice(bound(), bound(), step)
+
+
+_SEED = torch.Generator().manual_seed(0)
+TENSORS = {
+    "f32": torch.randn(6, 5, 4, generator=_SEED),
+    "i64": torch.arange(-3, 4, dtype=torch.int64),
+    "bf16": torch.randn(3, 7, generator=_SEED).to(torch.bfloat16),
+    "bool": torch.rand(4, 3, generator=_SEED) > 0.5,
+    "empty": torch.zeros(4, 0, 3, dtype=torch.float16),
+    "scalar": torch.tensor(2.5, dtype=torch.float64),
+    "u8": torch.arange(60, dtype=torch.uint8).reshape(3, 4, 5),
+}
+
+
+@pytest.fixture(scope="module")
+def tensors_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("slices") / "tensors.safetensors"
+    kept = {name: value.contiguous() for name, value in TENSORS.items()}
+    specs = {
+        name: ironsafe.TensorSpec(
+            dtype=str(value.dtype).split(".")[1],
+            shape=list(value.shape),
+            data_ptr=value.data_ptr(),
+            data_len=value.numel() * value.element_size(),
+        )
+        for name, value in kept.items()
+    }
+    ironsafe.serialize_file(specs, path)
+    return path
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(TENSORS))
+def test_torch_slices_equal_indexing_the_whole_tensor(name: str, backend: str, tensors_file: Path) -> None:
+    rng = np.random.default_rng(sum(map(ord, name + backend)))
+    full = TENSORS[name]
+    with safe_open(tensors_file, "pt", backend=backend) as f:
+        part = f.get_slice(name)
+        assert part.get_shape() == list(full.shape)
+        for _ in range(60):
+            key = random_key(rng, tuple(full.shape))
+            expected = full[key]
+            got = part[key]
+            assert got.dtype == expected.dtype, key
+            assert got.shape == expected.shape, key
+            assert torch.equal(got, expected), key
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["f32", "i64", "empty", "scalar", "u8"])
+def test_numpy_slices_equal_indexing_the_whole_array(name: str, backend: str, tensors_file: Path) -> None:
+    """numpy slices take negative steps too."""
+    rng = np.random.default_rng(sum(map(ord, name + backend)) + 1)
+    full = TENSORS[name].numpy()
+    with safe_open(tensors_file, "np", backend=backend) as f:
+        part = f.get_slice(name)
+        for _ in range(60):
+            key = random_key(rng, full.shape)
+            if isinstance(key, slice) and rng.random() < 0.5:
+                key = slice(key.stop, key.start, -(key.step or 1))
+            expected = full[key]
+            got = part[key]
+            assert isinstance(got, np.ndarray), key
+            assert got.dtype == expected.dtype, key
+            assert got.shape == expected.shape, key
+            assert np.array_equal(got, expected), key
+
+
+def test_float4_slices_index_the_packed_tensor(write_file: WriteFile) -> None:
+    """torch's float4_e2m1fn_x2 holds two values per element: a slice indexes
+    the packed tensor, as indexing the whole tensor does, on both backends."""
+    packed = np.arange(12, dtype=np.uint8)
+    path = write_file({})
+    spec = ironsafe.TensorSpec(dtype="float4_e2m1fn_x2", shape=[3, 4], data_ptr=packed.ctypes.data, data_len=12)
+    ironsafe.serialize_file({"f4": spec}, path)
+    for backend in BACKENDS:
+        with safe_open(path, "pt", backend=backend) as f:
+            full = f.get_tensor("f4")
+            assert full.dtype == torch.float4_e2m1fn_x2
+            assert f.get_slice("f4").get_shape() == [3, 8]
+            for key in [(slice(None), slice(1, 3)), 1, (slice(None), 2), (slice(0, 3, 2), slice(None, None, 3))]:
+                got = f.get_slice("f4")[key]
+                assert got.view(torch.uint8).tolist() == full[key].view(torch.uint8).tolist(), key
+
+
+@pytest.mark.parametrize(
+    "key",
+    [10, -11, (0, 0, 0, 0), (slice(None), 5), (0, -6), (..., 0, 0, 0, 0), (None, 6)],
+)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("framework", ["pt", "np"])
+def test_slice_index_errors(key: Any, backend: str, framework: str, tensors_file: Path) -> None:
+    """Out-of-range positions and too many indices: IndexError, as indexing
+    raises, and SafetensorError, as the reference raises."""
+    with safe_open(tensors_file, framework, backend=backend) as f:
+        part = f.get_slice("f32")
+        shape = part.get_shape()
+        assert shape == [6, 5, 4]
+        with pytest.raises(IndexError) as info:
+            part[key]
+        assert isinstance(info.value, SafetensorError)
+        with pytest.raises(IndexError):
+            TENSORS["f32"][key]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slice_errors_without_reading(backend: str, tensors_file: Path) -> None:
+    with safe_open(tensors_file, "np", backend=backend) as f:
+        with pytest.raises(IndexError):
+            f.get_slice("f32")[..., ...]
+        with pytest.raises(TypeError) as info:
+            f.get_slice("f32")[1.5]
+        assert isinstance(info.value, SafetensorError)
+
+
+def test_torch_mmap_slices_take_torch_indexing(tensors_file: Path) -> None:
+    """The reference hands torch + mmap keys to torch: lists, index tensors
+    and masks work there, and here."""
+    full = TENSORS["f32"]
+    keys = [[0, 2, 5], torch.tensor([1, 1, 0]), (slice(None), [4, 0]), full[:, 0, 0] > 0, (1, [0, 1], [2, 3]), True]
+    with safe_open(tensors_file, "pt") as ours, reference.safe_open(tensors_file, "pt") as theirs:
+        for key in keys:
+            expected = full[key]
+            assert torch.equal(ours.get_slice("f32")[key], expected), key
+            assert torch.equal(theirs.get_slice("f32")[key], expected), key
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_slices_like_the_reference_where_it_supports_them(backend: str, tensors_file: Path) -> None:
+    """Keys every reference path takes: in range, non-negative, no `None`,
+    `start <= stop` (the reference's pread path panics on `[3:1]`)."""
+    rng = np.random.default_rng(7)
+
+    def item(size: int) -> Any:
+        if rng.random() < 0.4:
+            return int(rng.integers(0, size))
+        start = int(rng.integers(0, size))
+        return slice(start, int(rng.integers(start, size + 1)), int(rng.integers(1, 3)))
+
+    with safe_open(tensors_file, "pt", backend=backend) as ours, reference.safe_open(
+        tensors_file, "pt", backend=backend
+    ) as theirs:
+        for _ in range(40):
+            key = tuple(item(size) for size in TENSORS["f32"].shape[: int(rng.integers(1, 4))])
+            assert torch.equal(ours.get_slice("f32")[key], theirs.get_slice("f32")[key]), key
+
+
+# --- memory: zero-copy maps, owned reads -----------------------------------------------
+
+
+def base_chain(array: np.ndarray) -> List[Any]:
+    chain, base = [], array.base
+    while base is not None:
+        chain.append(base)
+        base = getattr(base, "base", None) if isinstance(base, np.ndarray) else getattr(base, "obj", None)
+    return chain
+
+
+def data_offsets(path: Path) -> Dict[str, Tuple[int, int]]:
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    header.pop("__metadata__", None)
+    return {name: tuple(entry["data_offsets"]) for name, entry in header.items()}
+
+
+def test_mmap_numpy_views_the_map(small_file: Path) -> None:
+    with safe_open(small_file, "np") as f:
+        array = f.get_tensor("b")
+        assert any(isinstance(base, mmap.mmap) for base in base_chain(array))
+        part = f.get_slice("a")[1]
+        assert any(isinstance(base, mmap.mmap) for base in base_chain(part))
+
+
+def test_mmap_torch_tensors_share_one_mapping(small_file: Path) -> None:
+    with safe_open(small_file, "pt") as f:
+        b, c, a = f.get_tensor("b"), f.get_tensor("c"), f.get_tensor("a")
+        again = f.get_tensor("b")
+    begins = {name: begin for name, (begin, _) in data_offsets(small_file).items()}
+    # Three tensors of one file: their addresses are the file offsets apart.
+    assert c.data_ptr() - b.data_ptr() == begins["c"] - begins["b"]
+    assert a.data_ptr() - b.data_ptr() == begins["a"] - begins["b"]
+    assert again.data_ptr() == b.data_ptr()
+    # The map is private: writing to a tensor never reaches the file.
+    before = small_file.read_bytes()
+    b.add_(1)
+    assert again[0].item() == 1.0
+    assert small_file.read_bytes() == before
+    with safe_open(small_file, "pt") as f:
+        assert f.get_tensor("b")[0].item() == 0.0
+
+
+def test_pread_gives_owned_memory(small_file: Path) -> None:
+    with safe_open(small_file, "np", backend="pread") as f:
+        array = f.get_tensor("b")
+        assert not any(isinstance(base, mmap.mmap) for base in base_chain(array))
+        assert isinstance(array.base, bytearray)
+        array[0] = 42
+        assert f.get_tensor("b")[0] == 0
+    with safe_open(small_file, "pt", backend="pread") as f:
+        first, second = f.get_tensor("b"), f.get_tensor("b")
+        assert first.data_ptr() != second.data_ptr()
+        first.add_(5)
+        assert second[0].item() == 0.0
+
+
+# --- a file replaced while open ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["serialize_file", "os.replace"])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("framework", ["pt", "np"])
+def test_replaced_file_keeps_old_contents(
+    framework: str, backend: str, how: str, write_file: WriteFile, tmp_path: Path
+) -> None:
+    old: Dict[str, np.ndarray] = {"x": np.arange(8, dtype=np.float32), "y": np.full(3, 7, dtype=np.int16)}
+    new = {"x": -np.arange(16, dtype=np.float32), "z": np.ones(5, dtype=np.uint8)}
+    path = write_file(old)
+    with safe_open(path, framework, backend=backend) as f:
+        # The header was read; no tensor yet, so no map yet either.
+        if how == "os.replace":
+            os.replace(write_file(new, name="other.safetensors"), path)
+        else:
+            write_file(new)  # serialize_file renames a new file over the old
+        with safe_open(path, framework) as g:
+            assert g.keys() == ["x", "z"]
+        assert f.keys() == ["x", "y"]
+        for name, expected in old.items():
+            assert np.array_equal(np.asarray(f.get_tensor(name)), expected)
+        assert np.array_equal(np.asarray(f.get_slice("x")[2:5]), old["x"][2:5])
+
+
+# --- threads --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threads_share_one_handle(backend: str, tensors_file: Path) -> None:
+    full = TENSORS["u8"]
+    errors: List[BaseException] = []
+    start = threading.Barrier(8)
+
+    with safe_open(tensors_file, "pt", backend=backend) as f:
+
+        def work(seed: int) -> None:
+            try:
+                rng = np.random.default_rng(seed)
+                start.wait()
+                for _ in range(150):
+                    key = random_key(rng, tuple(full.shape))
+                    if not torch.equal(f.get_slice("u8")[key], full[key]):
+                        raise AssertionError(key)
+                    if seed % 2:
+                        assert torch.equal(f.get_tensor("f32"), TENSORS["f32"])
+            except BaseException as err:  # noqa: BLE001 - reported below
+                errors.append(err)
+
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+
+
+def test_serialize_file_lets_python_run(tmp_path: Path) -> None:
+    """serialize_file releases the GIL: another thread runs Python code while
+    a large tensor is written. Only correctness is checked, not timing."""
+    big = np.random.default_rng(0).integers(0, 256, 48 * 2**20, dtype=np.uint8)
+    spec = ironsafe.TensorSpec(dtype="uint8", shape=[big.size], data_ptr=big.ctypes.data, data_len=big.nbytes)
+    path = tmp_path / "big.safetensors"
+    done = threading.Event()
+    counted: List[int] = []
+
+    def count() -> None:
+        total = 0
+        while not done.is_set():
+            total = sum(range(1000)) + total % 7
+            counted.append(total)
+
+    other = threading.Thread(target=count)
+    other.start()
+    try:
+        ironsafe.serialize_file({"big": spec}, path, {"k": "v"})
+        data = ironsafe.serialize({"big": spec})
+    finally:
+        done.set()
+        other.join()
+    assert counted and all(value >= 499500 for value in counted)
+    with safe_open(path, "np") as f:
+        assert f.metadata() == {"k": "v"}
+        assert np.array_equal(f.get_tensor("big"), big)
+    assert data[-big.nbytes :] == big.tobytes()
