@@ -15,6 +15,14 @@ import pytest
 
 import ironsafe
 
+# paddle crashes the process when it is imported after tensorflow (their
+# native libraries clash); the other order works. Import it first, whichever
+# test module happens to need each.
+try:
+    import paddle  # noqa: F401
+except ImportError:
+    pass
+
 # Writes a safetensors file (with ironsafe) from numpy arrays; returns its path.
 WriteFile = Callable[..., Path]
 
