@@ -523,3 +523,13 @@ def test_get_slice_reads_the_reference_file(tmp_path: Path, backend: str) -> Non
         assert view.get_dtype() == "F32"
         assert same(view[1:4], array[1:4])
         assert same(view[:, ::-2], np.ascontiguousarray(array[:, ::-2]))
+
+
+def test_bfloat16_without_ml_dtypes_names_it(tmp_path, monkeypatch):
+    path = tmp_path / "bf16.safetensors"
+    ironsafe.numpy.save_file({"b": np.array([1.5, -2.0], ml_dtypes.bfloat16)}, path)
+    # An entry of None in sys.modules makes `import ml_dtypes` raise ImportError.
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)
+    for backend in ("mmap", "pread"):
+        with pytest.raises(ironsafe.SafetensorError, match="needs the ml_dtypes package"):
+            ironsafe.numpy.load_file(path, backend=backend)
