@@ -7,9 +7,13 @@ without a copy; other frameworks are reached from numpy.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, List, Tuple
 
-from ironsafe._ironsafe import SafetensorError
+from ironsafe._ironsafe import Reader, SafetensorError
+
+# What the reader says of a tensor: name, dtype code, shape, and its first
+# and one-past-last byte in the file.
+Info = Tuple[str, str, List[int], int, int]
 
 # File code -> numpy dtype, for the dtypes numpy has natively.
 _NUMPY_NATIVE = {
@@ -114,6 +118,43 @@ def torch_tensor(buffer: Any, offset: int, nbytes: int, code: str, shape: list[i
         return torch.empty(torch_shape(code, shape), dtype=dtype)
     raw = torch.frombuffer(buffer, dtype=torch.uint8, count=nbytes, offset=offset)
     return raw.view(dtype).reshape(torch_shape(code, shape))
+
+
+def read_owned(reader: Reader, infos: list[Info], *, torch: bool) -> dict[str, Any]:
+    """Reads the tensors of ``infos`` into fresh memory of their own (torch
+    tensors, or numpy arrays), all in one parallel read with the GIL released.
+
+    Each destination is allocated uninitialized and written once, in place.
+    """
+    if torch:
+        import torch as _torch
+
+        def allocate(nbytes: int) -> tuple[Any, int]:
+            raw = _torch.empty(nbytes, dtype=_torch.uint8)
+            return raw, raw.data_ptr()
+
+        def typed(raw: Any, code: str, shape: list[int]) -> Any:
+            return raw.view(torch_dtype(code)).reshape(torch_shape(code, shape))
+
+    else:
+        import numpy as np
+
+        def allocate(nbytes: int) -> tuple[Any, int]:
+            raw = np.empty(nbytes, dtype=np.uint8)
+            return raw, raw.ctypes.data
+
+        def typed(raw: Any, code: str, shape: list[int]) -> Any:
+            return raw.view(numpy_dtype(code)).reshape(shape)
+
+    raws = {}
+    jobs = []
+    for name, code, shape, begin, end in infos:
+        (torch_dtype if torch else numpy_dtype)(code)  # unsupported dtypes fail before any I/O
+        raw, address = allocate(end - begin)
+        raws[name] = raw
+        jobs.append((name, address))
+    reader.read_into(jobs)
+    return {name: typed(raws[name], code, shape) for name, code, shape, _, _ in infos}
 
 
 def from_numpy(framework: str, array: Any, device: Any) -> Any:

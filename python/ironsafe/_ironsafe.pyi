@@ -78,8 +78,13 @@ class Reader:
         """The length of the file: the header and all tensor data."""
     def info(self, name: str) -> tuple[str, list[int], int, int]:
         """``(dtype, shape, begin, end)`` of a tensor, with absolute file offsets."""
-    def read(self, name: str) -> bytearray:
-        """Reads a whole tensor into a new ``bytearray``."""
+    def infos(self) -> list[tuple[str, str, list[int], int, int]]:
+        """``(name, dtype, shape, begin, end)`` of every tensor in file order,
+        with absolute file offsets."""
+    def read_into(self, jobs: Sequence[tuple[str, int]]) -> None:
+        """Reads whole tensors into caller memory: each job pairs a tensor name
+        with the address of a buffer of exactly its byte length. Parallel, with
+        the GIL released."""
     def read_slice(self, name: str, indices: Sequence[_Index]) -> tuple[bytearray, list[int]]:
         """Reads the part of a tensor that ``indices`` select; returns it with its shape."""
 

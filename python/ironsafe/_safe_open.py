@@ -132,33 +132,40 @@ class safe_open:  # noqa: N801 - the reference's name
 
     def get_tensor(self, name: str) -> Any:
         """The tensor called ``name``, in the framework and on the device asked for."""
-        return self._place(self._cpu_tensor(name))
+        code, shape, begin, end = self._open().info(name)
+        return self._place(self._cpu_tensors([(name, code, shape, begin, end)])[name])
 
     def get_tensors(self) -> dict[str, Any]:
-        """Every tensor, in file order."""
-        return {name: self.get_tensor(name) for name in self.offset_keys()}
+        """Every tensor, in file order (read in one parallel batch where the
+        tensors are owned copies)."""
+        tensors = self._cpu_tensors(self._open().infos())
+        return {name: self._place(tensor) for name, tensor in tensors.items()}
 
     def get_slice(self, name: str) -> SafeSlice:
         """A lazy view of ``name``: its shape and dtype, and ``[key]`` to read part of it."""
         self._open().info(name)  # fails early for an unknown name
-        if self._backend == "mmap":
+        if self._views():
             self._mapping()  # made now, so that the slice shares it
         # The slice holds the open file itself: like the reference's, it can
         # still be read after this handle is closed.
         return SafeSlice(copy.copy(self), name)
 
-    def _cpu_tensor(self, name: str) -> Any:
-        """The whole tensor on the CPU: a view of the map, or owned bytes."""
-        reader = self._open()
-        code, shape, begin, end = reader.info(name)
-        buffer: mmap.mmap | bytearray
-        if self._backend == "mmap":
-            buffer, offset = self._mapping(), begin
-        else:
-            buffer, offset = reader.read(name), 0
-        if self._framework == "pytorch":
-            return _convert.torch_tensor(buffer, offset, end - begin, code, shape)
-        return _convert.numpy_array(buffer, offset, code, shape)
+    def _views(self) -> bool:
+        """Whether tensors view the map rather than own their bytes: torch with
+        the mmap backend, as in the reference. Every other framework (and
+        pread) gets owned copies, as the reference's do."""
+        return self._framework == "pytorch" and self._backend == "mmap"
+
+    def _cpu_tensors(self, infos: list[_convert.Info]) -> dict[str, Any]:
+        """The tensors of ``infos`` on the CPU: views of the map, or owned
+        copies filled by one parallel read."""
+        if self._views():
+            mapping = self._mapping()
+            return {
+                name: _convert.torch_tensor(mapping, begin, end - begin, code, shape)
+                for name, code, shape, begin, end in infos
+            }
+        return _convert.read_owned(self._open(), infos, torch=self._framework == "pytorch")
 
     def _mapping(self) -> mmap.mmap:
         """A private (copy-on-write) map of the open file, made once."""
@@ -183,10 +190,10 @@ class safe_open:  # noqa: N801 - the reference's name
         code, shape, _, _ = reader.info(name)
         # torch indexes a float4 tensor in packed elements (two values each),
         # which byte ranges of the file cannot always express: read it whole.
-        if self._backend == "mmap" or (code == "F4" and self._framework == "pytorch"):
+        if self._views() or (code == "F4" and self._framework == "pytorch"):
             # The framework's own indexing of the whole tensor: a view of the
             # map (no copy), or, for float4 read with pread, the tensor read whole.
-            full = self._cpu_tensor(name)
+            full = self._cpu_tensors([(name, *reader.info(name))])[name]
             try:
                 _indexing.normalize(key, list(full.shape))  # the same errors on every path
             except _indexing.SliceTypeError:

@@ -19,6 +19,7 @@ import safetensors as reference
 import torch
 
 import ironsafe
+import ironsafe.numpy
 from ironsafe import SafetensorError, safe_open
 
 WriteFile = Callable[..., Path]
@@ -455,12 +456,17 @@ def data_offsets(path: Path) -> Dict[str, Tuple[int, int]]:
     return {name: tuple(entry["data_offsets"]) for name, entry in header.items()}
 
 
-def test_mmap_numpy_views_the_map(small_file: Path) -> None:
-    with safe_open(small_file, "np") as f:
+@pytest.mark.parametrize("backend", ["mmap", "pread"])
+def test_numpy_tensors_are_owned_copies(small_file: Path, backend: str) -> None:
+    # As the reference's: numpy arrays own their bytes on every backend.
+    with safe_open(small_file, "np", backend=backend) as f:
         array = f.get_tensor("b")
-        assert any(isinstance(base, mmap.mmap) for base in base_chain(array))
+        assert not any(isinstance(base, mmap.mmap) for base in base_chain(array))
+        assert array.flags.writeable
+        array[0] = 42
+        assert f.get_tensor("b")[0] == 0
         part = f.get_slice("a")[1]
-        assert any(isinstance(base, mmap.mmap) for base in base_chain(part))
+        assert not any(isinstance(base, mmap.mmap) for base in base_chain(part))
 
 
 def test_mmap_torch_tensors_share_one_mapping(small_file: Path) -> None:
@@ -482,12 +488,6 @@ def test_mmap_torch_tensors_share_one_mapping(small_file: Path) -> None:
 
 
 def test_pread_gives_owned_memory(small_file: Path) -> None:
-    with safe_open(small_file, "np", backend="pread") as f:
-        array = f.get_tensor("b")
-        assert not any(isinstance(base, mmap.mmap) for base in base_chain(array))
-        assert isinstance(array.base, bytearray)
-        array[0] = 42
-        assert f.get_tensor("b")[0] == 0
     with safe_open(small_file, "pt", backend="pread") as f:
         first, second = f.get_tensor("b"), f.get_tensor("b")
         assert first.data_ptr() != second.data_ptr()
@@ -581,3 +581,32 @@ def test_serialize_file_lets_python_run(tmp_path: Path) -> None:
         assert f.metadata() == {"k": "v"}
         assert np.array_equal(f.get_tensor("big"), big)
     assert data[-big.nbytes :] == big.tobytes()
+
+
+# --- the batch reader under the loaders ----------------------------------------------
+
+
+def test_read_into_refuses_overlapping_or_null_destinations(small_file: Path) -> None:
+    from ironsafe._ironsafe import Reader
+
+    reader = Reader(small_file)
+    (_, _, _, begin_a, end_a), *_ = reader.infos()
+    name = reader.offset_keys()[0]
+    buffer = np.zeros(4 * (end_a - begin_a), np.uint8)
+    address = buffer.ctypes.data
+    with pytest.raises(ValueError, match="destinations overlap"):
+        reader.read_into([(name, address), (name, address + 1)])
+    with pytest.raises(ValueError, match="invalid destination address"):
+        reader.read_into([(name, 0)])
+    with pytest.raises(ironsafe.SafetensorError, match="File does not contain tensor nope"):
+        reader.read_into([("nope", address)])
+    assert not buffer.any(), "nothing may be written when a job is refused"
+
+
+def test_a_file_truncated_under_pread_raises(tmp_path: Path) -> None:
+    path = tmp_path / "t.safetensors"
+    ironsafe.numpy.save_file({"w": np.arange(1000, dtype=np.float32)}, path)
+    with safe_open(path, "np", backend="pread") as f:
+        os.truncate(path, 100)
+        with pytest.raises(ironsafe.SafetensorError, match="Error while reading tensor data"):
+            f.get_tensor("w")

@@ -9,12 +9,15 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use ironsafe::{
-    ByteSource, Header, MAX_HEADER_SIZE, Metadata, ReadOptions, SliceIndex, TensorInfo,
+    ByteSource, Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions, SliceIndex, TensorInfo,
+    default_threads, read_parallel,
 };
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyByteArray;
 
 use crate::error::{Op, io_to_py, to_py};
+use crate::raw::{RawDest, dest_slices};
 
 /// One index of a slice, as the Python layer normalizes it.
 #[derive(FromPyObject)]
@@ -126,14 +129,48 @@ impl Reader {
         ))
     }
 
-    /// Reads a whole tensor into a new `bytearray`, with the GIL released.
-    fn read<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyByteArray>> {
-        let info = self.get(name)?;
-        let offset = (self.header.data_start() + info.data_offsets.0) as u64;
-        PyByteArray::new_with(py, info.byte_len(), |buf| {
-            py.detach(|| self.file.read_exact_at(offset, buf))
-                .map_err(|err| self.read_error(name, &err))
-        })
+    /// `(name, dtype, shape, begin, end)` of every tensor in file order, with
+    /// absolute offsets: everything a loader needs, in one call.
+    fn infos(&self) -> Vec<(&str, &'static str, Vec<usize>, usize, usize)> {
+        let start = self.header.data_start();
+        self.header
+            .tensors()
+            .iter()
+            .map(|info| {
+                let (begin, end) = info.data_offsets;
+                (
+                    info.name.as_str(),
+                    info.dtype.name(),
+                    info.shape.clone(),
+                    start + begin,
+                    start + end,
+                )
+            })
+            .collect()
+    }
+
+    /// Reads whole tensors into memory the caller allocated: `jobs` pairs a
+    /// tensor name with the address of a buffer of exactly the tensor's byte
+    /// length. All reads run in parallel with the GIL released.
+    fn read_into(&self, py: Python<'_>, jobs: Vec<(String, usize)>) -> PyResult<()> {
+        let mut targets = Vec::with_capacity(jobs.len());
+        let mut dests = Vec::with_capacity(jobs.len());
+        for (name, address) in &jobs {
+            let info = self.get(name)?;
+            targets.push((self.header.data_start() + info.data_offsets.0) as u64);
+            dests.push(RawDest {
+                address: *address,
+                len: info.byte_len(),
+            });
+        }
+        let slices = dest_slices(&mut dests).map_err(PyValueError::new_err)?;
+        let reads = targets
+            .into_iter()
+            .zip(slices)
+            .map(|(offset, dest)| ReadJob { offset, dest })
+            .collect();
+        py.detach(|| read_parallel(&self.file, reads, default_threads()))
+            .map_err(|err| self.read_error(&jobs[err.job].0, &err.source))
     }
 
     /// Reads the part of a tensor that `indices` select into a new

@@ -29,6 +29,7 @@
 
 mod atomic;
 mod dtype;
+mod engine;
 mod error;
 mod header;
 #[allow(unsafe_code)]
@@ -41,6 +42,7 @@ mod writer;
 
 pub use atomic::TEMP_MARKER;
 pub use dtype::{Dtype, UnknownDtype};
+pub use engine::{ReadError, ReadJob, default_threads, read_parallel};
 pub use error::{Error, Result};
 pub use header::{Header, MAX_HEADER_SIZE, METADATA_KEY, Metadata, ReadOptions, TensorInfo};
 pub use mmap::Mmap;
