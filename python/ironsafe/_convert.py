@@ -126,6 +126,30 @@ def read_owned(reader: Reader, infos: list[Info], *, torch: bool) -> dict[str, A
 
     Each destination is allocated uninitialized and written once, in place.
     """
+    allocate, typed = _owned_memory(torch)
+    raws = {}
+    jobs = []
+    for name, code, shape, begin, end in infos:
+        (torch_dtype if torch else numpy_dtype)(code)  # unsupported dtypes fail before any I/O
+        raw, address = allocate(end - begin)
+        raws[name] = raw
+        jobs.append((name, address))
+    reader.read_into(jobs)
+    return {name: typed(raws[name], code, shape) for name, code, shape, _, _ in infos}
+
+
+def read_slice(reader: Reader, name: str, indices: list[Any], code: str, *, torch: bool) -> Any:
+    """Reads the part of tensor ``name`` that ``indices`` select into fresh
+    memory of its own (a torch tensor or numpy array), runs in parallel."""
+    allocate, typed = _owned_memory(torch)
+    (torch_dtype if torch else numpy_dtype)(code)  # unsupported dtypes fail before any I/O
+    raw, shape = reader.read_slice_into(name, indices, allocate)
+    return typed(raw, code, shape)
+
+
+def _owned_memory(torch: bool) -> tuple[Any, Any]:
+    """``allocate(nbytes) -> (raw, address)``: uninitialized bytes, and
+    ``typed(raw, code, shape)``: those bytes as a tensor of the file's dtype."""
     if torch:
         import torch as _torch
 
@@ -136,25 +160,18 @@ def read_owned(reader: Reader, infos: list[Info], *, torch: bool) -> dict[str, A
         def typed(raw: Any, code: str, shape: list[int]) -> Any:
             return raw.view(torch_dtype(code)).reshape(torch_shape(code, shape))
 
-    else:
-        import numpy as np
+        return allocate, typed
 
-        def allocate(nbytes: int) -> tuple[Any, int]:
-            raw = np.empty(nbytes, dtype=np.uint8)
-            return raw, raw.ctypes.data
+    import numpy as np
 
-        def typed(raw: Any, code: str, shape: list[int]) -> Any:
-            return raw.view(numpy_dtype(code)).reshape(shape)
+    def allocate_np(nbytes: int) -> tuple[Any, int]:
+        raw = np.empty(nbytes, dtype=np.uint8)
+        return raw, raw.ctypes.data
 
-    raws = {}
-    jobs = []
-    for name, code, shape, begin, end in infos:
-        (torch_dtype if torch else numpy_dtype)(code)  # unsupported dtypes fail before any I/O
-        raw, address = allocate(end - begin)
-        raws[name] = raw
-        jobs.append((name, address))
-    reader.read_into(jobs)
-    return {name: typed(raws[name], code, shape) for name, code, shape, _, _ in infos}
+    def typed_np(raw: Any, code: str, shape: list[int]) -> Any:
+        return raw.view(numpy_dtype(code)).reshape(shape)
+
+    return allocate_np, typed_np
 
 
 def from_numpy(framework: str, array: Any, device: Any) -> Any:

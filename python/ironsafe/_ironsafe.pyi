@@ -5,10 +5,12 @@ the built module with ``mypy.stubtest``."""
 import os
 import pathlib
 import sys
-from collections.abc import Sequence
-from typing import Final, TypedDict, final
+from collections.abc import Callable, Sequence
+from typing import Final, TypedDict, TypeVar, final
 
 from typing_extensions import TypeAlias
+
+_T = TypeVar("_T")
 
 __all__ = [
     "SafetensorError",
@@ -50,7 +52,7 @@ class TensorSpec:
     def data_len(self) -> int:
         """The number of bytes."""
 
-# One index of ``Reader.read_slice``: a position (the dimension is dropped),
+# One index of ``Reader.read_slice_into``: a position (the dimension is dropped),
 # or ``(start, stop, step)`` already clamped to the dimension, ``step >= 1``.
 _Index: TypeAlias = int | tuple[int, int, int]
 
@@ -85,8 +87,12 @@ class Reader:
         """Reads whole tensors into caller memory: each job pairs a tensor name
         with the address of a buffer of exactly its byte length. Parallel, with
         the GIL released."""
-    def read_slice(self, name: str, indices: Sequence[_Index]) -> tuple[bytearray, list[int]]:
-        """Reads the part of a tensor that ``indices`` select; returns it with its shape."""
+    def read_slice_into(
+        self, name: str, indices: Sequence[_Index], allocate: Callable[[int], tuple[_T, int]]
+    ) -> tuple[_T, list[int]]:
+        """Reads the part of a tensor that ``indices`` select into the buffer
+        ``allocate(nbytes)`` returns with its address; returns the buffer and
+        the slice's shape."""
 
 class _TensorDict(TypedDict):
     shape: list[int]
@@ -103,8 +109,11 @@ def serialize_file(
     tensor_dict: dict[str, TensorSpec],
     filename: str | os.PathLike[str],
     metadata: dict[str, str] | None = None,
+    *,
+    durable: bool = False,
 ) -> None:
-    """Writes tensors to ``filename`` as a safetensors file, atomically.
+    """Writes tensors to ``filename`` as a safetensors file, atomically. With
+    ``durable=True`` the file is on disk (data and rename) before this returns.
 
     Every ``TensorSpec``'s memory must stay alive until this returns.
     """

@@ -53,6 +53,8 @@ def save_file(
     tensor_dict: Dict[str, np.ndarray],
     filename: Union[str, os.PathLike[str]],
     metadata: Optional[Dict[str, str]] = None,
+    *,
+    durable: bool = False,
 ) -> None:
     """Writes numpy arrays to ``filename`` as a safetensors file.
 
@@ -63,6 +65,9 @@ def save_file(
         tensor_dict: tensor names -> ``numpy.ndarray`` (see ``save``).
         filename: the path to write (``str`` or ``os.PathLike``).
         metadata: optional text-only ``str -> str`` entries for the header.
+        durable: make the file durable before returning: its data is
+            flushed to disk while it is written (overlapping the copy), and
+            the rename is synced too. Off by default, as in the reference.
 
     Example::
 
@@ -72,7 +77,7 @@ def save_file(
     """
     keep_alive: List[np.ndarray] = []
     specs = _specs(tensor_dict, keep_alive)
-    serialize_file(specs, filename, metadata=metadata)
+    serialize_file(specs, filename, metadata=metadata, durable=durable)
 
 
 def load(data: bytes) -> Dict[str, np.ndarray]:

@@ -287,6 +287,8 @@ def save_file(
     tensors: Dict[str, torch.Tensor],
     filename: Union[str, os.PathLike],
     metadata: Optional[Dict[str, str]] = None,
+    *,
+    durable: bool = False,
 ) -> None:
     """Writes a dict of tensors to ``filename`` as a safetensors file.
 
@@ -298,6 +300,9 @@ def save_file(
             sharing memory (see ``save_model`` for models with tied weights).
         filename: where to write.
         metadata: optional string -> string information stored in the header.
+        durable: make the file durable before returning: its data is
+            flushed to disk while it is written (overlapping the copy), and
+            the rename is synced too. Off by default, as in the reference.
 
     Example::
 
@@ -306,7 +311,7 @@ def save_file(
     """
     keep_alive: List[torch.Tensor] = []
     specs = _to_specs(tensors, keep_alive)
-    serialize_file(specs, filename, metadata=metadata)
+    serialize_file(specs, filename, metadata=metadata, durable=durable)
 
 
 # --- loading ------------------------------------------------------------------

@@ -610,3 +610,22 @@ def test_a_file_truncated_under_pread_raises(tmp_path: Path) -> None:
         os.truncate(path, 100)
         with pytest.raises(ironsafe.SafetensorError, match="Error while reading tensor data"):
             f.get_tensor("w")
+
+
+def test_read_slice_into_checks_what_allocate_returns(small_file: Path) -> None:
+    from ironsafe._ironsafe import Reader
+
+    reader = Reader(small_file)
+    name = reader.offset_keys()[0]
+    with pytest.raises(ValueError, match="invalid destination address"):
+        reader.read_slice_into(name, [(0, 1, 1)], lambda nbytes: (None, 0))
+    with pytest.raises(TypeError):
+        reader.read_slice_into(name, [(0, 1, 1)], lambda nbytes: "not a pair")
+
+
+def test_durable_saves_write_the_same_bytes(tmp_path: Path) -> None:
+    arrays = {"w": np.arange(1 << 16, dtype=np.float32), "b": np.ones(3, np.int8)}
+    plain, durable = tmp_path / "plain.safetensors", tmp_path / "durable.safetensors"
+    ironsafe.numpy.save_file(arrays, plain)
+    ironsafe.numpy.save_file(arrays, durable, durable=True)
+    assert plain.read_bytes() == durable.read_bytes()

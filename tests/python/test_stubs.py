@@ -130,7 +130,11 @@ def low_level(path: str) -> tuple[bytearray, list[int]]:
     reader = Reader(path)
     assert_type(reader.info("w"), tuple[str, list[int], int, int])
     assert_type(reader.file_len, int)
-    return reader.read_slice("w", [0, (0, 2, 1)])
+
+    def allocate(nbytes: int) -> tuple[bytearray, int]:
+        return bytearray(nbytes), 0
+
+    return reader.read_slice_into("w", [0, (0, 2, 1)], allocate)
 
 
 version: str = ironsafe.__version__

@@ -9,12 +9,11 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use ironsafe::{
-    ByteSource, Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions, SliceIndex, TensorInfo,
+    Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions, SliceIndex, TensorInfo,
     default_threads, read_parallel,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyByteArray;
 
 use crate::error::{Op, io_to_py, to_py};
 use crate::raw::{RawDest, dest_slices};
@@ -173,35 +172,43 @@ impl Reader {
             .map_err(|err| self.read_error(&jobs[err.job].0, &err.source))
     }
 
-    /// Reads the part of a tensor that `indices` select into a new
-    /// `bytearray`, with the GIL released; returns it with its shape.
-    fn read_slice<'py>(
+    /// Reads the part of a tensor that `indices` select into memory that
+    /// `allocate(nbytes) -> (buffer, address)` provides (a fresh torch tensor
+    /// or numpy array), with the GIL released; returns the buffer and the
+    /// slice's shape. The runs are read in parallel.
+    fn read_slice_into<'py>(
         &self,
         py: Python<'py>,
         name: &str,
         indices: Vec<Index>,
-    ) -> PyResult<(Bound<'py, PyByteArray>, Vec<usize>)> {
+        allocate: &Bound<'py, PyAny>,
+    ) -> PyResult<(Bound<'py, PyAny>, Vec<usize>)> {
         let info = self.get(name)?;
         let indices: Vec<SliceIndex> = indices.into_iter().map(SliceIndex::from).collect();
         let ranges = info
             .slice_ranges(&indices)
             .map_err(|err| to_py(err, Op::Read))?;
         let shape = ranges.shape().to_vec();
+        let len = ranges.remaining_bytes();
+        let (buffer, address): (Bound<'py, PyAny>, usize) = allocate.call1((len,))?.extract()?;
+        let mut dests = [RawDest { address, len }];
+        let mut rest = dest_slices(&mut dests)
+            .map_err(PyValueError::new_err)?
+            .pop()
+            .unwrap_or_default();
         let base = (self.header.data_start() + info.data_offsets.0) as u64;
-        let data = PyByteArray::new_with(py, ranges.remaining_bytes(), |buf| {
-            py.detach(|| {
-                let mut at = 0;
-                for run in ranges {
-                    let len = run.len();
-                    self.file
-                        .read_exact_at(base + run.start as u64, &mut buf[at..at + len])?;
-                    at += len;
-                }
-                Ok(())
-            })
-            .map_err(|err| self.read_error(name, &err))
-        })?;
-        Ok((data, shape))
+        let mut jobs = Vec::with_capacity(ranges.len());
+        for run in ranges {
+            let (dest, tail) = std::mem::take(&mut rest).split_at_mut(run.len());
+            jobs.push(ReadJob {
+                offset: base + run.start as u64,
+                dest,
+            });
+            rest = tail;
+        }
+        py.detach(|| read_parallel(&self.file, jobs, default_threads()))
+            .map_err(|err| self.read_error(name, &err.source))?;
+        Ok((buffer, shape))
     }
 }
 

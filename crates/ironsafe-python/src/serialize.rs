@@ -42,18 +42,21 @@ pub(crate) fn serialize(
 
 /// Writes tensors to `filename` as a safetensors file, atomically (a
 /// temporary file renamed into place). The GIL is released while writing.
+/// With `durable=True` the data reaches the disk before the rename, and the
+/// rename before returning, so the file survives a power cut.
 ///
 /// Every `TensorSpec`'s memory must stay alive until this returns.
 #[pyfunction]
-#[pyo3(signature = (tensor_dict, filename, metadata = None))]
+#[pyo3(signature = (tensor_dict, filename, metadata = None, *, durable = false))]
 pub(crate) fn serialize_file(
     py: Python<'_>,
     tensor_dict: BTreeMap<String, TensorSpec>,
     filename: PathBuf,
     metadata: Option<Metadata>,
+    durable: bool,
 ) -> PyResult<()> {
     let layout = layout(tensor_dict, metadata.as_ref())?;
-    py.detach(|| layout.write_file(&filename, false))
+    py.detach(|| layout.write_file(&filename, durable))
         .map_err(|err| to_py(err, Op::Serialize))
 }
 

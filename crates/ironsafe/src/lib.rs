@@ -32,11 +32,11 @@ mod dtype;
 mod engine;
 mod error;
 mod header;
-#[allow(unsafe_code)]
-mod mmap;
 mod reader;
 mod slice;
 mod source;
+#[allow(unsafe_code)]
+mod sys;
 mod tensor;
 mod writer;
 
@@ -45,9 +45,9 @@ pub use dtype::{Dtype, UnknownDtype};
 pub use engine::{ReadError, ReadJob, default_threads, read_parallel};
 pub use error::{Error, Result};
 pub use header::{Header, MAX_HEADER_SIZE, METADATA_KEY, Metadata, ReadOptions, TensorInfo};
-pub use mmap::Mmap;
 pub use reader::SafeTensors;
 pub use slice::{SliceIndex, SliceIter, SliceRanges};
 pub use source::ByteSource;
+pub use sys::Mmap;
 pub use tensor::{TensorView, View, bit_len};
 pub use writer::{Layout, WriteOptions, serialize, serialize_to_file};

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::io_error;
 use crate::header::{Header, Metadata, ReadOptions, TensorInfo};
-use crate::mmap::Mmap;
+use crate::sys::Mmap;
 use crate::tensor::TensorView;
 use crate::{Error, Result};
 

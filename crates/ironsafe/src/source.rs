@@ -16,6 +16,12 @@ pub trait ByteSource {
     /// Fills `buf` with the bytes starting at `offset`; fails with
     /// [`io::ErrorKind::UnexpectedEof`] if the source ends first.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// Hints that `len` bytes from `offset` will be read soon, so that a
+    /// source with latency can start fetching them. Does nothing by default.
+    fn prefetch(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 }
 
 impl ByteSource for [u8] {
@@ -37,6 +43,10 @@ impl ByteSource for [u8] {
 impl ByteSource for File {
     fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+
+    fn prefetch(&self, offset: u64, len: u64) {
+        crate::sys::advise_willneed(self, offset, len);
     }
 
     #[cfg(unix)]
@@ -69,6 +79,10 @@ impl<T: ByteSource + ?Sized> ByteSource for &T {
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_exact_at(offset, buf)
+    }
+
+    fn prefetch(&self, offset: u64, len: u64) {
+        (**self).prefetch(offset, len);
     }
 }
 

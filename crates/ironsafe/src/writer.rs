@@ -4,6 +4,7 @@
 //! compact JSON with `__metadata__` first, padded with spaces so that the data
 //! section starts on a multiple of 8 (or of a larger chosen alignment).
 
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 
 use crate::header::{MAX_HEADER_SIZE, METADATA_KEY, Metadata, name_order};
+use crate::sys::start_writeback;
 use crate::tensor::{View, byte_len};
 use crate::{Dtype, Error, Result, atomic};
 
@@ -170,7 +172,13 @@ impl<S: AsRef<str>, V: View> Layout<S, V> {
     pub fn write_file(&self, path: impl AsRef<Path>, durable: bool) -> Result<()> {
         const BUFFER: usize = 1 << 20;
         atomic::write(path.as_ref(), durable, |file| {
-            let mut out = BufWriter::with_capacity(BUFFER, file);
+            let sink = Writeback {
+                file,
+                durable,
+                written: 0,
+                handed: 0,
+            };
+            let mut out = BufWriter::with_capacity(BUFFER, sink);
             self.write_to(&mut out)?;
             out.flush()?;
             Ok(())
@@ -196,6 +204,35 @@ impl<S: AsRef<str>, V: View> Layout<S, V> {
             out.write_all(&data)?;
         }
         Ok(())
+    }
+}
+
+/// A file written front to back. For a durable save it hands each written
+/// stretch to the disk as it goes, so that writing to the disk overlaps
+/// copying the next tensors instead of all waiting for the final `fsync`.
+struct Writeback<'f> {
+    file: &'f mut File,
+    durable: bool,
+    written: u64,
+    /// How far write-back has been started.
+    handed: u64,
+}
+
+impl Write for Writeback<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        /// Large enough to keep requests big, small enough to start early.
+        const STRETCH: u64 = 32 << 20;
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.durable && self.written - self.handed >= STRETCH {
+            start_writeback(self.file, self.handed, self.written - self.handed);
+            self.handed = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }
 
