@@ -90,9 +90,11 @@ class safe_open:  # noqa: N801 - the reference's name
             ``"paddle"`` (and their aliases), the type of the tensors returned.
         device: where tensors go: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, an int
             N, ``"mps"``, ... (non-CPU devices for torch and paddle only).
-        backend: ``"mmap"`` (default): CPU tensors view a private, copy-on-write
-            map of the file, no copy; ``"pread"``: every tensor is read into
-            memory of its own, with the GIL released.
+        backend: ``"mmap"`` (default): torch CPU tensors view a private,
+            copy-on-write map of the file, no copy; ``"pread"``: torch tensors
+            are read into memory of their own, in parallel, with the GIL
+            released. Other frameworks always get memory of their own, as in
+            the reference.
 
     Usable as a context manager; once closed, every method raises
     ``SafetensorError("File is closed")``.
