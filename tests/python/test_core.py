@@ -23,6 +23,7 @@ import safetensors as reference
 import torch  # noqa: F401 - imported once here, not inside the first 'pt' case
 
 import ironsafe
+from oracle import outcome
 from ironsafe import SafetensorError
 
 # The 20 TensorSpec dtype names -> (file code, bytes per element as given).
@@ -549,14 +550,6 @@ ODD_GOOD_FILES: Dict[str, bytes] = {
         {"f4": tensor("F4", [2, 2], [0, 2]), "f6": tensor("F6_E3M2", [4], [2, 5])}, b"\4" * 5
     ),
 }
-
-
-def outcome(call: Callable[[], Any]) -> Tuple[str, str]:
-    try:
-        call()
-    except Exception as err:  # noqa: BLE001 - the outcome is compared
-        return type(err).__name__, str(err)
-    return "ok", ""
 
 
 def open_all(lib: Any, path: Path, framework: str) -> None:

@@ -20,19 +20,12 @@ import torch
 
 import ironsafe
 import ironsafe.numpy
+from oracle import outcome
 from ironsafe import SafetensorError, safe_open
 
 WriteFile = Callable[..., Path]
 
 BACKENDS = ["mmap", "pread"]
-
-
-def outcome(call: Callable[[], Any]) -> Tuple[str, str]:
-    try:
-        call()
-    except Exception as err:  # noqa: BLE001 - the outcome is compared
-        return type(err).__name__, str(err)
-    return "ok", ""
 
 
 @pytest.fixture
