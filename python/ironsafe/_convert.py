@@ -120,6 +120,27 @@ def torch_tensor(buffer: Any, offset: int, nbytes: int, code: str, shape: list[i
     return raw.view(dtype).reshape(torch_shape(code, shape))
 
 
+def torch_views(buffer: Any, infos: list[Info]) -> dict[str, Any]:
+    """Torch tensors over ``buffer`` (the whole file) for every tensor of
+    ``infos``, without a copy. The per-tensor work is kept to one
+    ``frombuffer`` and one ``view``: adapters hold tens of thousands of
+    tensors."""
+    import torch
+
+    dtypes: dict[str, Any] = {}
+    tensors = {}
+    for name, code, shape, begin, end in infos:
+        dtype = dtypes.get(code)
+        if dtype is None:
+            dtype = dtypes[code] = torch_dtype(code)
+        if code == "F4" or end == begin:
+            tensors[name] = torch_tensor(buffer, begin, end - begin, code, shape)
+        else:
+            count = (end - begin) // dtype.itemsize
+            tensors[name] = torch.frombuffer(buffer, dtype=dtype, count=count, offset=begin).view(shape)
+    return tensors
+
+
 def read_owned(reader: Reader, infos: list[Info], *, torch: bool) -> dict[str, Any]:
     """Reads the tensors of ``infos`` into fresh memory of their own (torch
     tensors, or numpy arrays), all in one parallel read with the GIL released.
