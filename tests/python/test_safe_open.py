@@ -622,3 +622,19 @@ def test_durable_saves_write_the_same_bytes(tmp_path: Path) -> None:
     ironsafe.numpy.save_file(arrays, plain)
     ironsafe.numpy.save_file(arrays, durable, durable=True)
     assert plain.read_bytes() == durable.read_bytes()
+
+
+@pytest.mark.parametrize("backend", ["mmap", "pread"])
+def test_large_numpy_tensors_own_their_memory(tmp_path: Path, backend: str) -> None:
+    # Over 4 MiB: allocated as plain anonymous memory rather than by numpy.
+    path = tmp_path / "large.safetensors"
+    ironsafe.numpy.save_file({"w": np.arange(2 << 20, dtype=np.float32)}, path)
+    array = ironsafe.numpy.load_file(path, backend=backend)["w"]
+    assert array.flags.writeable and array.nbytes == 8 << 20
+    # Rewriting the file in place must not reach the loaded array.
+    with open(path, "r+b") as file:
+        file.seek(-4, os.SEEK_END)
+        file.write(b"\xff\xff\xff\xff")
+    assert array[-1] == (2 << 20) - 1
+    array[0] = -1.0
+    assert np.array_equal(array[1:5], [1, 2, 3, 4])
