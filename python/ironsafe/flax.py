@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from typing import Dict, Optional, Union
 
-import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from ironsafe import _convert
 from ironsafe import numpy as _numpy
 from ironsafe._safe_open import safe_open
 
@@ -80,7 +80,7 @@ def load(data: bytes) -> Dict[str, Array]:
         >>> with open("model.safetensors", "rb") as file:
         ...     tensors = load(file.read())
     """
-    return {name: jnp.array(array) for name, array in _numpy.load(data).items()}
+    return {name: _convert.from_numpy("flax", array, "cpu") for name, array in _numpy.load(data).items()}
 
 
 def load_file(filename: Union[str, os.PathLike[str]], *, backend: str = "mmap") -> Dict[str, Array]:

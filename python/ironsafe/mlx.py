@@ -14,6 +14,7 @@ from typing import Dict, Optional, Union
 import mlx.core as mx
 import numpy as np
 
+from ironsafe import _convert
 from ironsafe import numpy as _numpy
 from ironsafe._safe_open import safe_open
 
@@ -78,7 +79,7 @@ def load(data: bytes) -> Dict[str, mx.array]:
         >>> with open("model.safetensors", "rb") as file:
         ...     tensors = load(file.read())
     """
-    return {name: mx.array(array) for name, array in _numpy.load(data).items()}
+    return {name: _convert.from_numpy("mlx", array, "cpu") for name, array in _numpy.load(data).items()}
 
 
 def load_file(filename: Union[str, os.PathLike[str]], *, backend: str = "mmap") -> Dict[str, mx.array]:

@@ -13,6 +13,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 import tensorflow as tf
 
+from ironsafe import _convert
 from ironsafe import numpy as _numpy
 from ironsafe._safe_open import safe_open
 
@@ -77,7 +78,7 @@ def load(data: bytes) -> Dict[str, tf.Tensor]:
         >>> with open("model.safetensors", "rb") as file:
         ...     tensors = load(file.read())
     """
-    return {name: tf.convert_to_tensor(array) for name, array in _numpy.load(data).items()}
+    return {name: _convert.from_numpy("tensorflow", array, "cpu") for name, array in _numpy.load(data).items()}
 
 
 def load_file(filename: Union[str, os.PathLike[str]], *, backend: str = "mmap") -> Dict[str, tf.Tensor]:

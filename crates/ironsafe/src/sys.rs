@@ -57,7 +57,7 @@ pub(crate) fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        let Some((offset, len)) = file_range(offset, len) else {
             return;
         };
         // SAFETY: a plain system call on a descriptor we hold open; it reads
@@ -79,7 +79,7 @@ pub(crate) fn advise_willneed(file: &std::fs::File, offset: u64, len: u64) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        let Some((offset, len)) = file_range(offset, len) else {
             return;
         };
         // SAFETY: a plain system call on a descriptor we hold open; it reads
@@ -90,4 +90,10 @@ pub(crate) fn advise_willneed(file: &std::fs::File, offset: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
+}
+
+/// A byte range as the `off_t` pair Linux calls take, if it fits.
+#[cfg(target_os = "linux")]
+fn file_range(offset: u64, len: u64) -> Option<(i64, i64)> {
+    Some((i64::try_from(offset).ok()?, i64::try_from(len).ok()?))
 }
