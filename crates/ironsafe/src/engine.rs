@@ -13,9 +13,21 @@
 use std::io;
 
 use crate::ByteSource;
+use crate::source::Part;
 
-/// Pieces of this size keep every thread busy to the end of a large read.
-const CHUNK: usize = 8 << 20;
+/// Pieces of at most this size keep every thread busy to the end of a large
+/// read.
+const MAX_CHUNK: usize = 8 << 20;
+
+/// Pieces of at least this size keep the per-piece cost (a system call, a
+/// thread's hand-off) small next to the copy.
+const MIN_CHUNK: usize = 256 << 10;
+
+/// Ranges this close together are read as one request, the gap into a
+/// scratch buffer: copying 32 KiB costs about what a system call does, and a
+/// column slice's runs, or a file of small tensors, then take one request
+/// per piece instead of one per run.
+const MAX_GAP: u64 = 32 << 10;
 
 /// One range of the source to read into a buffer of exactly its length.
 #[derive(Debug)]
@@ -55,24 +67,15 @@ pub fn read_parallel<S: ByteSource + Sync + ?Sized>(
     jobs: Vec<ReadJob<'_>>,
     threads: usize,
 ) -> Result<(), ReadError> {
-    prefetch(source, &jobs);
-    let mut pieces = Vec::new();
-    for (job, ReadJob { offset, dest }) in jobs.into_iter().enumerate() {
-        let mut at = offset;
-        for chunk in dest.chunks_mut(CHUNK) {
-            let len = chunk.len() as u64;
-            pieces.push((job, at, chunk));
-            at += len;
-        }
-    }
-    let groups = balanced_groups(pieces, threads.max(1));
-    let read_group = |group: Vec<(usize, u64, &mut [u8])>| {
-        group.into_iter().try_for_each(|(job, offset, dest)| {
-            source
-                .read_exact_at(offset, dest)
-                .map_err(|source| ReadError { job, source })
-        })
-    };
+    let threads = threads.max(1);
+    let total: usize = jobs.iter().map(|job| job.dest.len()).sum();
+    // Four pieces a thread, so that one slow piece does not hold up the end.
+    let chunk = (total / (threads * 4)).clamp(MIN_CHUNK, MAX_CHUNK);
+    let pieces = pieces(jobs, chunk);
+    prefetch(source, &pieces);
+    let groups = balanced_groups(pieces, threads);
+    let read_group =
+        |group: Vec<Piece<'_>>| group.into_iter().try_for_each(|piece| piece.read(source));
     if groups.len() <= 1 {
         return groups.into_iter().try_for_each(read_group);
     }
@@ -90,32 +93,112 @@ pub fn read_parallel<S: ByteSource + Sync + ?Sized>(
     })
 }
 
-/// Announces the reads to the source: the span they cover at once when they
-/// fill most of it (a whole model), else each on its own.
-fn prefetch<S: ByteSource + ?Sized>(source: &S, jobs: &[ReadJob<'_>]) {
-    let bytes: u64 = jobs.iter().map(|job| job.dest.len() as u64).sum();
-    let start = jobs.iter().map(|job| job.offset).min().unwrap_or(0);
-    let end = jobs
-        .iter()
-        .map(|job| job.offset + job.dest.len() as u64)
-        .max()
-        .unwrap_or(0);
-    if bytes >= (end - start) / 2 {
-        source.prefetch(start, end - start);
-    } else {
-        for job in jobs {
-            source.prefetch(job.offset, job.dest.len() as u64);
+/// One request to the source: a contiguous range, some of it kept.
+#[derive(Debug)]
+struct Piece<'a> {
+    offset: u64,
+    /// The bytes of the source the piece covers, gaps included.
+    span: u64,
+    parts: Vec<Part<'a>>,
+    /// The job each part belongs to.
+    jobs: Vec<usize>,
+}
+
+impl<'a> Piece<'a> {
+    fn new(job: usize, offset: u64, buf: &'a mut [u8]) -> Self {
+        Self {
+            offset,
+            span: buf.len() as u64,
+            parts: vec![Part::Keep(buf)],
+            jobs: vec![job],
         }
+    }
+
+    fn end(&self) -> u64 {
+        self.offset + self.span
+    }
+
+    /// Adds `part` of `job` at the end of the piece.
+    fn push(&mut self, job: usize, part: Part<'a>) {
+        self.span += part.len() as u64;
+        self.parts.push(part);
+        self.jobs.push(job);
+    }
+
+    fn read<S: ByteSource + ?Sized>(mut self, source: &S) -> Result<(), ReadError> {
+        let Err(source_error) = source.read_parts_at(self.offset, &mut self.parts) else {
+            return Ok(());
+        };
+        // Name the job that failed: retry the kept parts one at a time.
+        let mut at = self.offset;
+        for (part, &job) in self.parts.iter_mut().zip(&self.jobs) {
+            let len = part.len() as u64;
+            if let Part::Keep(buf) = part {
+                source
+                    .read_exact_at(at, buf)
+                    .map_err(|source| ReadError { job, source })?;
+            }
+            at += len;
+        }
+        Err(ReadError {
+            job: self.jobs[0],
+            source: source_error,
+        })
     }
 }
 
-/// Deals pieces, in order, into at most `count` groups of about equal bytes.
-fn balanced_groups<T>(
-    pieces: Vec<(usize, u64, &mut [T])>,
-    count: usize,
-) -> Vec<Vec<(usize, u64, &mut [T])>> {
-    let total: usize = pieces.iter().map(|(_, _, dest)| dest.len()).sum();
-    let share = total.div_ceil(count).max(1);
+/// Cuts the jobs into pieces of at most `chunk` bytes, in order, joining
+/// ranges that follow each other closely into one piece.
+fn pieces(jobs: Vec<ReadJob<'_>>, chunk: usize) -> Vec<Piece<'_>> {
+    let mut pieces: Vec<Piece<'_>> = Vec::new();
+    for (job, ReadJob { offset, dest }) in jobs.into_iter().enumerate() {
+        let mut at = offset;
+        for buf in dest.chunks_mut(chunk) {
+            let len = buf.len() as u64;
+            let joined = pieces.last_mut().filter(|piece| {
+                let end = piece.end();
+                at >= end && at - end <= MAX_GAP && at + len - piece.offset <= chunk as u64
+            });
+            if let Some(piece) = joined {
+                let gap = at - piece.end();
+                if gap > 0 {
+                    piece.push(job, Part::Skip(gap as usize));
+                }
+                piece.push(job, Part::Keep(buf));
+            } else {
+                pieces.push(Piece::new(job, at, buf));
+            }
+            at += len;
+        }
+    }
+    pieces
+}
+
+/// Announces the reads to the source, once per stretch of pieces that
+/// follow each other closely: a whole model is one request, a slice's runs a
+/// few, instead of one per run.
+fn prefetch<S: ByteSource + ?Sized>(source: &S, pieces: &[Piece<'_>]) {
+    let mut stretch: Option<(u64, u64)> = None;
+    for piece in pieces {
+        let (start, end) = (piece.offset, piece.end());
+        stretch = match stretch {
+            Some((first, last)) if start >= last && start - last <= MAX_GAP => Some((first, end)),
+            Some((first, last)) => {
+                source.prefetch(first, last - first);
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((first, last)) = stretch {
+        source.prefetch(first, last - first);
+    }
+}
+
+/// Deals pieces, in order, into at most `count` groups of about equal spans.
+fn balanced_groups(pieces: Vec<Piece<'_>>, count: usize) -> Vec<Vec<Piece<'_>>> {
+    let total: u64 = pieces.iter().map(|piece| piece.span).sum();
+    let share = total.div_ceil(count as u64).max(1);
     let mut groups: Vec<Vec<_>> = vec![Vec::new()];
     let mut filled = 0;
     for piece in pieces {
@@ -123,7 +206,7 @@ fn balanced_groups<T>(
             groups.push(Vec::new());
             filled = 0;
         }
-        filled += piece.2.len();
+        filled += piece.span;
         groups
             .last_mut()
             .expect("there is always a group")
@@ -135,17 +218,45 @@ fn balanced_groups<T>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     fn source(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
 
+    /// A source that counts the requests it serves.
+    struct Counting(Vec<u8>, AtomicUsize);
+
+    impl ByteSource for Counting {
+        fn size(&self) -> io::Result<u64> {
+            self.0.size()
+        }
+
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            self.0.read_exact_at(offset, buf)
+        }
+
+        fn read_parts_at(&self, offset: u64, parts: &mut [Part<'_>]) -> io::Result<()> {
+            self.1.fetch_add(1, Ordering::Relaxed);
+            let mut at = offset;
+            for part in parts {
+                if let Part::Keep(buf) = part {
+                    self.0.read_exact_at(at, buf)?;
+                }
+                at += part.len() as u64;
+            }
+            Ok(())
+        }
+    }
+
     #[test]
     fn reads_land_where_they_belong() {
-        let data = source(3 * CHUNK + 12345);
+        let data = source(3 * MAX_CHUNK + 12345);
         for threads in [1, 2, 5] {
-            let mut big = vec![0; 2 * CHUNK + 99];
+            let mut big = vec![0; 2 * MAX_CHUNK + 99];
             let mut small = vec![0; 10];
             let mut empty: Vec<u8> = Vec::new();
             let jobs = vec![
@@ -166,6 +277,42 @@ mod tests {
             assert!(big == data[7..7 + big.len()], "threads {threads}");
             assert_eq!(small, data[3..13]);
         }
+    }
+
+    #[test]
+    fn close_runs_take_one_request_and_far_ones_their_own() {
+        let data = Counting(source(1 << 20), AtomicUsize::new(0));
+        // A column slice: 100 runs of 100 bytes, 900 bytes apart.
+        let mut columns = vec![0; 100 * 100];
+        let jobs = columns
+            .chunks_mut(100)
+            .enumerate()
+            .map(|(row, dest)| ReadJob {
+                offset: row as u64 * 1000,
+                dest,
+            })
+            .collect();
+        read_parallel(&data, jobs, 1).unwrap();
+        assert_eq!(data.1.swap(0, Ordering::Relaxed), 1);
+        for (row, run) in columns.chunks(100).enumerate() {
+            assert_eq!(run, &data.0[row * 1000..row * 1000 + 100]);
+        }
+
+        let (mut a, mut b) = (vec![0; 10], vec![0; 10]);
+        let far = 10 + MAX_GAP + 1;
+        let jobs = vec![
+            ReadJob {
+                offset: 0,
+                dest: &mut a,
+            },
+            ReadJob {
+                offset: far,
+                dest: &mut b,
+            },
+        ];
+        read_parallel(&data, jobs, 1).unwrap();
+        assert_eq!(data.1.load(Ordering::Relaxed), 2);
+        assert_eq!(b, data.0[far as usize..far as usize + 10]);
     }
 
     #[test]
@@ -193,14 +340,14 @@ mod tests {
         let pieces: Vec<_> = bufs
             .iter_mut()
             .enumerate()
-            .map(|(i, b)| (i, 0u64, b.as_mut_slice()))
+            .map(|(job, buf)| Piece::new(job, 0, buf))
             .collect();
         let groups = balanced_groups(pieces, 2);
-        let sizes: Vec<usize> = groups
+        let sizes: Vec<u64> = groups
             .iter()
-            .map(|g| g.iter().map(|p| p.2.len()).sum())
+            .map(|group| group.iter().map(|piece| piece.span).sum())
             .collect();
         assert_eq!(sizes, [20, 20]);
-        assert!(balanced_groups(Vec::<(usize, u64, &mut [u8])>::new(), 3).is_empty());
+        assert!(balanced_groups(Vec::new(), 3).is_empty());
     }
 }

@@ -17,10 +17,52 @@ pub trait ByteSource {
     /// [`io::ErrorKind::UnexpectedEof`] if the source ends first.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 
+    /// Reads the contiguous range from `offset` that `parts` describe, in
+    /// order: each [`Part::Keep`] is filled, each [`Part::Skip`] passed
+    /// over. A slice's many short runs, or many small tensors, become one
+    /// request instead of one per run.
+    fn read_parts_at(&self, offset: u64, parts: &mut [Part<'_>]) -> io::Result<()> {
+        let mut at = offset;
+        for part in parts {
+            match part {
+                Part::Keep(buf) => {
+                    self.read_exact_at(at, buf)?;
+                    at += buf.len() as u64;
+                }
+                Part::Skip(len) => at += *len as u64,
+            }
+        }
+        Ok(())
+    }
+
     /// Hints that `len` bytes from `offset` will be read soon, so that a
     /// source with latency can start fetching them. Does nothing by default.
     fn prefetch(&self, offset: u64, len: u64) {
         let _ = (offset, len);
+    }
+}
+
+/// A piece of a range read by [`ByteSource::read_parts_at`].
+#[derive(Debug)]
+pub enum Part<'a> {
+    /// Bytes to read into this buffer.
+    Keep(&'a mut [u8]),
+    /// This many bytes to pass over.
+    Skip(usize),
+}
+
+impl Part<'_> {
+    /// How many bytes of the range this part covers.
+    pub fn len(&self) -> usize {
+        match self {
+            Part::Keep(buf) => buf.len(),
+            Part::Skip(len) => *len,
+        }
+    }
+
+    /// Whether the part covers no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -54,6 +96,11 @@ impl ByteSource for File {
         std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
     }
 
+    #[cfg(target_os = "linux")]
+    fn read_parts_at(&self, offset: u64, parts: &mut [Part<'_>]) -> io::Result<()> {
+        crate::sys::read_parts(self, offset, parts)
+    }
+
     #[cfg(windows)]
     fn read_exact_at(&self, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
         use std::os::windows::fs::FileExt;
@@ -79,6 +126,10 @@ impl<T: ByteSource + ?Sized> ByteSource for &T {
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         (**self).read_exact_at(offset, buf)
+    }
+
+    fn read_parts_at(&self, offset: u64, parts: &mut [Part<'_>]) -> io::Result<()> {
+        (**self).read_parts_at(offset, parts)
     }
 
     fn prefetch(&self, offset: u64, len: u64) {
@@ -115,5 +166,37 @@ mod tests {
             file.read_exact_at(5, &mut buf).unwrap_err().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    #[test]
+    fn files_read_parts_past_every_batch_limit() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        io::Write::write_all(&mut file, &data).unwrap();
+        // More parts than one system call takes, and skips longer than the
+        // scratch buffer.
+        let mut kept = vec![0u8; 3000 * 7];
+        let mut parts = Vec::new();
+        let mut expected = Vec::new();
+        let mut at = 5;
+        for (index, buf) in kept.chunks_mut(7).enumerate() {
+            let skip = if index % 500 == 0 {
+                200_000
+            } else {
+                index % 13
+            };
+            parts.push(Part::Skip(skip));
+            at += skip;
+            expected.extend_from_slice(&data[at..at + 7]);
+            at += 7;
+            parts.push(Part::Keep(buf));
+        }
+        file.read_parts_at(5, &mut parts).unwrap();
+        assert!(kept == expected);
+
+        let mut buf = [0; 4];
+        let mut parts = [Part::Skip(data.len() - 2), Part::Keep(&mut buf)];
+        let err = file.read_parts_at(0, &mut parts).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

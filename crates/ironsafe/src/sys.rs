@@ -1,6 +1,6 @@
 //! The operating system calls the crate needs beyond `std`: read-only maps of
-//! files, and early write-back of written ranges. The one place this crate
-//! uses `unsafe`.
+//! files, vectored reads, and early write-back of written ranges. The one
+//! place this crate uses `unsafe`.
 //!
 //! # Contract
 //!
@@ -90,6 +90,104 @@ pub(crate) fn advise_willneed(file: &std::fs::File, offset: u64, len: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
+}
+
+/// The most buffers one `preadv` takes (`IOV_MAX` on Linux).
+#[cfg(target_os = "linux")]
+const MAX_IOVECS: usize = 1024;
+
+/// Skipped bytes all land in one scratch buffer of at most this size; a
+/// longer skip takes several entries pointing at it.
+#[cfg(target_os = "linux")]
+const SCRATCH: usize = 64 << 10;
+
+/// Reads the range of `file` from `offset` that `parts` describe with as few
+/// `preadv` calls as the kernel's buffer limit allows: kept parts land in
+/// their buffers, skipped bytes in a scratch buffer that every skip shares.
+#[cfg(target_os = "linux")]
+pub(crate) fn read_parts(
+    file: &File,
+    mut offset: u64,
+    parts: &mut [crate::source::Part<'_>],
+) -> std::io::Result<()> {
+    use crate::source::Part;
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    let longest_skip = parts.iter().filter_map(|part| match part {
+        Part::Skip(len) => Some(*len),
+        Part::Keep(_) => None,
+    });
+    let mut scratch = vec![0u8; longest_skip.max().unwrap_or(0).min(SCRATCH)];
+    let mut iovecs: Vec<libc::iovec> = Vec::with_capacity(MAX_IOVECS);
+    // The first part not read in full yet, and how many of its bytes are.
+    let (mut first, mut done) = (0, 0);
+    while first < parts.len() {
+        iovecs.clear();
+        for (index, part) in parts.iter_mut().enumerate().skip(first) {
+            let skip = if index == first { done } else { 0 };
+            match part {
+                Part::Keep(buf) => iovecs.push(libc::iovec {
+                    iov_base: buf[skip..].as_mut_ptr().cast(),
+                    iov_len: buf.len() - skip,
+                }),
+                Part::Skip(len) => {
+                    let mut left = *len - skip;
+                    while left > 0 && iovecs.len() < MAX_IOVECS {
+                        let take = left.min(scratch.len());
+                        iovecs.push(libc::iovec {
+                            iov_base: scratch.as_mut_ptr().cast(),
+                            iov_len: take,
+                        });
+                        left -= take;
+                    }
+                }
+            }
+            if iovecs.len() >= MAX_IOVECS {
+                break;
+            }
+        }
+        iovecs.retain(|iovec| iovec.iov_len > 0);
+        if iovecs.is_empty() {
+            return Ok(());
+        }
+        let at = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let count = libc::c_int::try_from(iovecs.len()).expect("at most MAX_IOVECS entries");
+        // SAFETY: every entry points into a buffer borrowed mutably for this
+        // call (a kept part past its filled bytes, or the scratch buffer),
+        // with a length that stays inside it; the kernel writes at most the
+        // entries' total length. Several entries sharing the scratch buffer
+        // is fine: its contents are never read.
+        let read = unsafe { libc::preadv(file.as_raw_fd(), iovecs.as_ptr(), count, at) };
+        let mut read = match usize::try_from(read) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(read) => read,
+            Err(_) => {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+        };
+        offset += read as u64;
+        // Advance past what was read; a short read resumes mid-part.
+        while read > 0 && first < parts.len() {
+            let left = parts[first].len() - done;
+            if read >= left {
+                read -= left;
+                first += 1;
+                done = 0;
+            } else {
+                done += read;
+                read = 0;
+            }
+        }
+        while first < parts.len() && parts[first].is_empty() {
+            first += 1;
+        }
+    }
+    Ok(())
 }
 
 /// A byte range as the `off_t` pair Linux calls take, if it fits.
