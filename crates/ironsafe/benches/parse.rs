@@ -2,7 +2,6 @@
 //! tensor byte is read, for files of up to 100,000 tensors (adapters, and
 //! models split into many small tensors).
 
-
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ironsafe::{Dtype, Header, ReadOptions, SafeTensors, TensorView, WriteOptions, serialize};
 

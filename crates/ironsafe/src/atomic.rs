@@ -1,5 +1,11 @@
 //! Replacing a file atomically: readers see the old file or the new one,
 //! never a partial one.
+//!
+//! The new file is written under a temporary name beside the destination and
+//! renamed over it. A writer killed before the rename leaves its temporary
+//! file behind; the name says which process made it (`.{name}.ironsafe-tmp.
+//! {pid}.{n}`), and the next save into the directory removes those whose
+//! process is gone.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -22,6 +28,7 @@ pub(crate) fn write(
     durable: bool,
     contents: impl FnOnce(&mut File) -> Result<()>,
 ) -> Result<()> {
+    remove_leftovers(parent(path));
     let temp = temp_path(path);
     // `create_new` applies the process umask to 0o666, like any new file.
     let mut file = OpenOptions::new()
@@ -66,6 +73,40 @@ fn temp_path(path: &Path) -> PathBuf {
     ))
 }
 
+/// Removes the temporary files that killed writers left in `dir`: those
+/// whose process no longer runs. Best effort: a save never fails because of
+/// someone else's leftovers. Only Linux tells (through `/proc`) whether a
+/// process runs; elsewhere leftovers stay.
+fn remove_leftovers(dir: &Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The process that made a temporary file of [`temp_path`]'s form, from its
+/// name; `None` for any other name.
+fn temp_owner(name: &str) -> Option<u32> {
+    let (_, suffix) = name.strip_prefix('.')?.rsplit_once(TEMP_MARKER)?;
+    let (pid, unique) = suffix.strip_prefix('.')?.split_once('.')?;
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits(unique) || !digits(pid) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -82,4 +123,27 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     // Windows cannot open a directory as a file; its renames are journaled.
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_tell_their_process() {
+        let temp = temp_path(Path::new("dir/model.safetensors"));
+        let name = temp.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_owner(name), Some(std::process::id()));
+        for other in [
+            "model.safetensors",
+            ".model.safetensors",
+            "model.safetensors.ironsafe-tmp.12.0",
+            ".model.safetensors.ironsafe-tmp.12",
+            ".model.safetensors.ironsafe-tmp.12.x",
+            ".model.safetensors.ironsafe-tmp..0",
+            ".model.safetensors.ironsafe-tmp.-1.0",
+        ] {
+            assert_eq!(temp_owner(other), None, "{other}");
+        }
+    }
 }

@@ -226,3 +226,38 @@ fn new_files_get_the_mode_the_umask_implies() {
         "the umask here would have to be 077 for this to be expected"
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_next_save_removes_temporary_files_of_dead_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    // A process that has ended: its pid names no running process.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let marker = ironsafe::TEMP_MARKER;
+    let leftovers = [
+        format!(".a.safetensors{marker}.{dead}.0"),
+        format!(".other.safetensors{marker}.{dead}.7"),
+    ];
+    let kept = [
+        // A running writer's (pid 1 always runs), and look-alikes.
+        format!(".a.safetensors{marker}.1.0"),
+        format!("a.safetensors{marker}.{dead}.0"),
+        format!(".a.safetensors{marker}.{dead}"),
+        "notes.txt".to_owned(),
+    ];
+    for name in leftovers.iter().chain(&kept) {
+        std::fs::write(dir.path().join(name), b"partial").unwrap();
+    }
+    write(&dir.path().join("a.safetensors"), &[1.0]);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = kept.to_vec();
+    expected.push("a.safetensors".to_owned());
+    expected.sort();
+    assert_eq!(names, expected);
+}
