@@ -83,6 +83,9 @@ class Reader:
     def infos(self) -> list[tuple[str, str, list[int], int, int]]:
         """``(name, dtype, shape, begin, end)`` of every tensor in file order,
         with absolute file offsets."""
+    def check_unchanged(self) -> None:
+        """Raises ``SafetensorError`` if the file was truncated or modified
+        since it was opened (a rename over it is not a change)."""
     def read_into(self, jobs: Sequence[tuple[str, int]]) -> None:
         """Reads whole tensors into caller memory: each job pairs a tensor name
         with the address of a buffer of exactly its byte length. Parallel, with

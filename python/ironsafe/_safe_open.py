@@ -175,7 +175,10 @@ class safe_open:  # noqa: N801 - the reference's name
         return _convert.read_owned(self._open(), infos, torch=self._framework == "pytorch")
 
     def _mapping(self) -> mmap.mmap:
-        """A private (copy-on-write) map of the open file, made once."""
+        """A private (copy-on-write) map of the open file, made once. Checks
+        first that the file has not changed since it was opened: touching a
+        map of a file cut short since would fault (SIGBUS) on the lost pages."""
+        self._open().check_unchanged()
         if self._map is None:
             reader = self._open()
             fileno = getattr(reader, "fileno", None)

@@ -10,6 +10,7 @@ import mmap
 import os
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -596,13 +597,32 @@ def test_read_into_refuses_overlapping_or_null_destinations(small_file: Path) ->
     assert not buffer.any(), "nothing may be written when a job is refused"
 
 
-def test_a_file_truncated_under_pread_raises(tmp_path: Path) -> None:
+def truncate(path: Path) -> None:
+    os.truncate(path, 100)
+
+
+def rewrite_in_place(path: Path) -> None:
+    with open(path, "r+b") as file:
+        file.seek(-8, os.SEEK_END)
+        file.write(b"\xff" * 8)
+
+
+@pytest.mark.parametrize("change", [truncate, rewrite_in_place])
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("framework", ["pt", "np"])
+def test_a_file_changed_under_an_open_handle_raises(
+    framework: str, backend: str, change: Callable[[Path], None], tmp_path: Path
+) -> None:
     path = tmp_path / "t.safetensors"
     ironsafe.numpy.save_file({"w": np.arange(1000, dtype=np.float32)}, path)
-    with safe_open(path, "np", backend="pread") as f:
-        os.truncate(path, 100)
-        with pytest.raises(ironsafe.SafetensorError, match="Error while reading tensor data"):
-            f.get_tensor("w")
+    with safe_open(path, framework, backend=backend) as f:
+        time.sleep(0.01)  # a modification time that differs even on coarse clocks
+        change(path)
+        for read in (lambda: f.get_tensor("w"), f.get_tensors, lambda: f.get_slice("w")[3:7]):
+            with pytest.raises(ironsafe.SafetensorError, match="changed after it was opened"):
+                read()
+        # The header stays readable: it was read when the file was opened.
+        assert f.keys() == ["w"]
 
 
 def test_read_slice_into_checks_what_allocate_returns(small_file: Path) -> None:

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use ironsafe::{
-    Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions, SliceIndex, TensorInfo,
+    FileStamp, Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions, SliceIndex, TensorInfo,
     default_threads, read_parallel,
 };
 use pyo3::exceptions::PyValueError;
@@ -42,6 +42,8 @@ pub(crate) struct Reader {
     path: PathBuf,
     file: File,
     header: Header,
+    /// The file as the header was read: reads and maps check it first.
+    stamp: FileStamp,
 }
 
 #[pymethods]
@@ -62,6 +64,7 @@ impl Reader {
             })
             .map_err(|err| io_to_py(&filename, &err))?;
         let options = ReadOptions::default().max_header_size(max_header_size);
+        let stamp = FileStamp::of(&file, &filename).map_err(|err| to_py(err, Op::Open))?;
         let header = py
             .detach(|| Header::read_from(&file, &options))
             .map_err(|err| to_py(err, Op::Open))?;
@@ -69,7 +72,18 @@ impl Reader {
             path: filename,
             file,
             header,
+            stamp,
         })
+    }
+
+    /// Raises `SafetensorError` if the file was truncated or modified since
+    /// it was opened: its header no longer describes it, and a map of it could
+    /// fault. Replacing the file by a rename is not a change (the open file
+    /// is still the old one, intact).
+    fn check_unchanged(&self) -> PyResult<()> {
+        self.stamp
+            .check(&self.file, &self.path)
+            .map_err(|err| to_py(err, Op::Read))
     }
 
     /// Tensor names, sorted.
@@ -152,6 +166,7 @@ impl Reader {
     /// tensor name with the address of a buffer of exactly the tensor's byte
     /// length. All reads run in parallel with the GIL released.
     fn read_into(&self, py: Python<'_>, jobs: Vec<(String, usize)>) -> PyResult<()> {
+        self.check_unchanged()?;
         let mut targets = Vec::with_capacity(jobs.len());
         let mut dests = Vec::with_capacity(jobs.len());
         for (name, address) in &jobs {
@@ -183,6 +198,7 @@ impl Reader {
         indices: Vec<Index>,
         allocate: &Bound<'py, PyAny>,
     ) -> PyResult<(Bound<'py, PyAny>, Vec<usize>)> {
+        self.check_unchanged()?;
         let info = self.get(name)?;
         let indices: Vec<SliceIndex> = indices.into_iter().map(SliceIndex::from).collect();
         let ranges = info

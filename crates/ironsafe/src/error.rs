@@ -219,6 +219,17 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file changed after it was opened and its header read.
+    #[error(
+        "`{path}` changed after it was opened ({detail}); open it again to read the new contents"
+    )]
+    FileChanged {
+        /// The file.
+        path: PathBuf,
+        /// What changed.
+        detail: String,
+    },
+
     /// An I/O error from a byte source or sink that is not a named file.
     #[error(transparent)]
     Stream(#[from] std::io::Error),
@@ -238,7 +249,7 @@ impl Error {
     /// Attaches the path of the file the error came from (once).
     pub(crate) fn in_file(self, path: &std::path::Path) -> Self {
         match self {
-            Error::Io { .. } | Error::InFile { .. } => self,
+            Error::Io { .. } | Error::FileChanged { .. } | Error::InFile { .. } => self,
             other => Error::InFile {
                 path: path.to_owned(),
                 source: Box::new(other),

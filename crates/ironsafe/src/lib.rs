@@ -35,6 +35,7 @@ mod header;
 mod reader;
 mod slice;
 mod source;
+mod stamp;
 #[allow(unsafe_code)]
 mod sys;
 mod tensor;
@@ -47,7 +48,8 @@ pub use error::{Error, Result};
 pub use header::{Header, MAX_HEADER_SIZE, METADATA_KEY, Metadata, ReadOptions, TensorInfo};
 pub use reader::SafeTensors;
 pub use slice::{SliceIndex, SliceIter, SliceRanges};
-pub use source::ByteSource;
+pub use source::{ByteSource, Part};
+pub use stamp::FileStamp;
 pub use sys::Mmap;
 pub use tensor::{TensorView, View, bit_len};
 pub use writer::{Layout, WriteOptions, serialize, serialize_to_file};
