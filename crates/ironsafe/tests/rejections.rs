@@ -537,7 +537,15 @@ fn validation_reports_every_problem_it_can_read_past() {
             "tensor `b` has unknown dtype `Q4`",
             "tensor `c` has data_offsets [12, 20] but must start at 8 and end at or after its start",
             "tensor `d` (F32, shape [3]) needs 12 bytes but has 4",
-            "the tensors cover 24 bytes of data but the data section is 30 bytes",
+        ]
+    );
+    // With every entry readable, the data length is judged too.
+    let json = format!(r#"{{"c":{{{F32_2},"data_offsets":[4,12]}}}}"#);
+    assert_eq!(
+        all_problems(&raw_file(&json, 14)),
+        [
+            "tensor `c` has data_offsets [4, 12] but must start at 0 and end at or after its start",
+            "the tensors cover 12 bytes of data but the data section is 14 bytes",
         ]
     );
 }
