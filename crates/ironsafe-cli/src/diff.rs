@@ -46,7 +46,7 @@ pub(crate) fn run(args: &DiffArgs, ui: &Ui, out: &mut dyn Write) -> anyhow::Resu
         writeln!(out, "no differences")?;
         Ok(Outcome::Success)
     } else {
-        writeln!(out, "{} differences", lines.len())?;
+        writeln!(out, "{}", format::plural(lines.len(), "difference"))?;
         Ok(Outcome::Finding)
     }
 }
