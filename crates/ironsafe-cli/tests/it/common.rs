@@ -93,6 +93,18 @@ impl Context {
         }
     }
 
+    /// A context with `model()` written to `model.safetensors`, with the
+    /// metadata transformers writes.
+    pub(crate) fn with_model() -> Self {
+        let context = Self::new();
+        context.write(
+            "model.safetensors",
+            &model(),
+            Some(&metadata(&[("format", "pt")])),
+        );
+        context
+    }
+
     pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

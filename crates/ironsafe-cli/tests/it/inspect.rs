@@ -6,45 +6,35 @@ use std::process::Stdio;
 use insta::assert_snapshot;
 use ironsafe::Dtype;
 
-use crate::common::{Context, bytes_of, metadata, model, raw_file};
-
-fn with_model() -> Context {
-    let context = Context::new();
-    context.write(
-        "model.safetensors",
-        &model(),
-        Some(&metadata(&[("format", "pt")])),
-    );
-    context
-}
+use crate::common::{Context, bytes_of, raw_file};
 
 #[test]
 fn table_totals_and_metadata() {
-    let context = with_model();
+    let context = Context::with_model();
     assert_snapshot!(context.run(&["inspect", "model.safetensors"]));
 }
 
 #[test]
 fn tree_groups_by_name_prefix() {
-    let context = with_model();
+    let context = Context::with_model();
     assert_snapshot!(context.run(&["inspect", "--tree", "model.safetensors"]));
 }
 
 #[test]
 fn tree_sorted_by_size() {
-    let context = with_model();
+    let context = Context::with_model();
     assert_snapshot!(context.run(&["inspect", "--tree", "--sort", "size", "model.safetensors"]));
 }
 
 #[test]
 fn json_report() {
-    let context = with_model();
+    let context = Context::with_model();
     assert_snapshot!(context.run(&["inspect", "--json", "--sort", "offset", "model.safetensors"]));
 }
 
 #[test]
 fn sorted_by_offset_and_by_size() {
-    let context = with_model();
+    let context = Context::with_model();
     assert_snapshot!(
         "offset",
         context.run(&["inspect", "--sort", "offset", "model.safetensors"])
@@ -57,7 +47,7 @@ fn sorted_by_offset_and_by_size() {
 
 #[test]
 fn filters_select_tensors() {
-    let context = with_model();
+    let context = Context::with_model();
     assert_snapshot!(context.run(&[
         "inspect",
         "--filter",
@@ -72,13 +62,13 @@ fn filters_select_tensors() {
 
 #[test]
 fn bad_filter_is_a_usage_error() {
-    let context = with_model();
+    let context = Context::with_model();
     assert_snapshot!(context.run(&["inspect", "--filter", "layers.[0-2", "model.safetensors"]));
 }
 
 #[test]
 fn several_files_and_no_metadata() {
-    let context = with_model();
+    let context = Context::with_model();
     context.write(
         "small.safetensors",
         &[("x", bytes_of(Dtype::U8, &[3], vec![1, 2, 3]))],
@@ -95,7 +85,7 @@ fn several_files_and_no_metadata() {
 
 #[test]
 fn an_index_is_inspected_as_the_whole_model() {
-    let context = with_model();
+    let context = Context::with_model();
     let sharded = context.run(&[
         "shard",
         "model.safetensors",
@@ -149,7 +139,7 @@ fn unreadable_inputs_are_errors_that_name_the_file() {
 fn the_header_is_all_that_is_read() {
     // Data that is not there cannot be read: a file that claims data beyond
     // its end is rejected by its length, not by reading.
-    let context = with_model();
+    let context = Context::with_model();
     let listing = context.run(&["inspect", "model.safetensors"]);
     let mut truncated = context.read("model.safetensors");
     truncated.truncate(truncated.len() - 1);

@@ -16,12 +16,7 @@ fn listing(context: &Context, dir: &str) -> Vec<String> {
 
 #[test]
 fn shards_and_the_index_follow_transformers() {
-    let context = Context::new();
-    context.write(
-        "model.safetensors",
-        &model(),
-        Some(&metadata(&[("format", "pt")])),
-    );
+    let context = Context::with_model();
     assert_snapshot!(
         "run",
         context.run(&["shard", "model.safetensors", "out", "--max-size", "150B"])

@@ -164,12 +164,7 @@ fn an_unreadable_file_is_an_error_and_the_others_are_still_checked() {
 
 #[test]
 fn an_index_is_checked_with_all_its_shards() {
-    let context = Context::new();
-    context.write(
-        "model.safetensors",
-        &model(),
-        Some(&metadata(&[("format", "pt")])),
-    );
+    let context = Context::with_model();
     context
         .command(&[
             "shard",
