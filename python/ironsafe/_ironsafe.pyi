@@ -19,6 +19,7 @@ __all__ = [
     "serialize",
     "serialize_file",
     "deserialize",
+    "cli_main",
     "__version__",
 ]
 
@@ -124,3 +125,8 @@ def serialize_file(
 def deserialize(bytes: bytes) -> list[tuple[str, _TensorDict]]:
     """Parses the bytes of a safetensors file into
     ``[(name, {"shape": [...], "dtype": "F32", "data": bytearray}), ...]``, in file order."""
+
+def cli_main(argv: list[str]) -> int:
+    """Runs the ``ironsafe`` command line ``argv`` (the program name first)
+    with the GIL released; returns the exit status. Output goes straight to
+    the process's stdout and stderr."""

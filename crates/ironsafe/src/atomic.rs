@@ -23,7 +23,10 @@ pub const TEMP_MARKER: &str = ".ironsafe-tmp";
 /// renamed over it. On any failure the temporary file is removed and `path`
 /// is untouched. With `durable`, the data reaches the disk before the rename
 /// and the rename reaches it before returning.
-pub(crate) fn write(
+///
+/// [`serialize_to_file`](crate::serialize_to_file) writes this way; this is
+/// for the files that go with a checkpoint, such as an index of its shards.
+pub fn write(
     path: &Path,
     durable: bool,
     contents: impl FnOnce(&mut File) -> Result<()>,

@@ -103,27 +103,44 @@ impl Header {
                 len: file.len() as u64,
             })?;
         let len = header_len(prefix, file.len() as u64, options)?;
-        Self::from_json(&file[8..8 + len], file.len() as u64)
+        Self::from_json(&file[8..8 + len], file.len() as u64, &mut Problems::Stop)
     }
 
     /// Reads and parses the header of the file `source` holds, reading only
     /// the length prefix and the header itself.
     pub fn read_from<S: ByteSource + ?Sized>(source: &S, options: &ReadOptions) -> Result<Self> {
-        let file_len = source.size()?;
-        if file_len < 8 {
-            return Err(Error::HeaderTooSmall { len: file_len });
+        let (json, file_len) = read_json(source, options)?;
+        Self::from_json(&json, file_len, &mut Problems::Stop)
+    }
+
+    /// Reads the header of the file `source` holds like
+    /// [`Header::read_from`], but on failure reports every problem it can
+    /// find rather than the first: each bad tensor entry, each duplicate
+    /// key, each hole or overlap, the data length. A header too broken to
+    /// read on (not JSON, a bad length prefix) and I/O errors give a single
+    /// error. The returned list is never empty.
+    pub fn validate_from<S: ByteSource + ?Sized>(
+        source: &S,
+        options: &ReadOptions,
+    ) -> Result<Self, Vec<Error>> {
+        let mut problems = Problems::Collect(Vec::new());
+        let header = read_json(source, options)
+            .and_then(|(json, file_len)| Self::from_json(&json, file_len, &mut problems));
+        let mut found = problems.into_found();
+        match header {
+            Ok(header) if found.is_empty() => Ok(header),
+            Ok(_) => Err(found),
+            Err(fatal) => {
+                found.push(fatal);
+                Err(found)
+            }
         }
-        let mut prefix = [0; 8];
-        source.read_exact_at(0, &mut prefix)?;
-        let len = header_len(prefix, file_len, options)?;
-        let mut json = vec![0; len];
-        source.read_exact_at(8, &mut json)?;
-        Self::from_json(&json, file_len)
     }
 
     /// Parses the JSON of a header of `json.len()` bytes that belongs to a
-    /// file of `file_len` bytes.
-    fn from_json(json: &[u8], file_len: u64) -> Result<Self> {
+    /// file of `file_len` bytes. Problems that leave the rest readable go to
+    /// `problems`; the others end parsing.
+    fn from_json(json: &[u8], file_len: u64, problems: &mut Problems) -> Result<Self> {
         let text = std::str::from_utf8(json).map_err(|err| Error::HeaderNotUtf8 {
             valid_up_to: err.valid_up_to(),
         })?;
@@ -135,27 +152,40 @@ impl Header {
         for (name, raw) in entries {
             if name == METADATA_KEY {
                 if metadata.is_some() {
-                    return Err(Error::DuplicateKey(name));
+                    problems.report(Error::DuplicateKey(name))?;
+                    continue;
                 }
-                metadata = Some(parse_metadata(raw)?);
+                metadata = Some(parse_metadata(raw, problems)?);
             } else {
                 tensors.push((name, raw));
             }
         }
-        let by_name = name_order(&tensors, |(name, _)| name)?;
-        let tensors = tensors
-            .into_iter()
-            .map(|(name, raw)| parse_entry(name, raw))
-            .collect::<Result<Vec<_>>>()?;
-        let (tensors, by_name) = into_file_order(tensors, by_name)?;
+        let by_name = unique_names(&mut tensors, problems)?;
+        let count = tensors.len();
+        let mut infos = Vec::with_capacity(count);
+        for (name, raw) in tensors {
+            match parse_entry(name, raw) {
+                Ok(info) => infos.push(info),
+                Err(err) => problems.report(err)?,
+            }
+        }
+        // Entries dropped for their problems shift the positions, and leave
+        // the data length unknown.
+        let dropped = infos.len() != count;
+        let by_name = if dropped {
+            name_order(&infos, |info| &info.name).0
+        } else {
+            by_name
+        };
+        let (tensors, by_name) = into_file_order(infos, by_name, problems)?;
 
         let data_len = tensors.last().map_or(0, |last| last.data_offsets.1) as u64;
         let available = file_len - 8 - json.len() as u64;
-        if data_len != available {
-            return Err(Error::DataLengthMismatch {
+        if data_len != available && !dropped {
+            problems.report(Error::DataLengthMismatch {
                 expected: data_len,
                 actual: available,
-            });
+            })?;
         }
         Ok(Self {
             metadata: metadata.flatten(),
@@ -222,6 +252,51 @@ impl Header {
     }
 }
 
+/// Where the problems of a header go.
+enum Problems {
+    /// The first problem ends parsing: the reader's way.
+    Stop,
+    /// Every problem is kept, and parsing goes on past those it can.
+    Collect(Vec<Error>),
+}
+
+impl Problems {
+    /// Hands over a problem that parsing can go on after; fails when this
+    /// one must stop it.
+    fn report(&mut self, problem: Error) -> Result<()> {
+        match self {
+            Problems::Stop => Err(problem),
+            Problems::Collect(found) => {
+                found.push(problem);
+                Ok(())
+            }
+        }
+    }
+
+    /// The problems collected.
+    fn into_found(self) -> Vec<Error> {
+        match self {
+            Problems::Stop => Vec::new(),
+            Problems::Collect(found) => found,
+        }
+    }
+}
+
+/// Reads the length prefix and the header JSON of the file `source` holds;
+/// returns the JSON and the file's length.
+fn read_json<S: ByteSource + ?Sized>(source: &S, options: &ReadOptions) -> Result<(Vec<u8>, u64)> {
+    let file_len = source.size()?;
+    if file_len < 8 {
+        return Err(Error::HeaderTooSmall { len: file_len });
+    }
+    let mut prefix = [0; 8];
+    source.read_exact_at(0, &mut prefix)?;
+    let len = header_len(prefix, file_len, options)?;
+    let mut json = vec![0; len];
+    source.read_exact_at(8, &mut json)?;
+    Ok((json, file_len))
+}
+
 /// Decodes the header length from the 8-byte prefix and checks it against the
 /// limit and the file's length.
 fn header_len(prefix: [u8; 8], file_len: u64, options: &ReadOptions) -> Result<usize> {
@@ -247,17 +322,38 @@ fn header_len(prefix: [u8; 8], file_len: u64, options: &ReadOptions) -> Result<u
     Ok(len)
 }
 
-/// Indices of `items` sorted by name, rejecting a name that appears twice.
-pub(crate) fn name_order<T>(items: &[T], name: impl Fn(&T) -> &str) -> Result<Vec<usize>> {
+/// Indices of `items` sorted by name, and the indices of the items whose
+/// name an earlier item already has.
+pub(crate) fn name_order<T>(items: &[T], name: impl Fn(&T) -> &str) -> (Vec<usize>, Vec<usize>) {
     let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_unstable_by(|&a, &b| name(&items[a]).cmp(name(&items[b])));
-    if let Some(pair) = order
+    // Stable, so that of equal names the first item comes first.
+    order.sort_by(|&a, &b| name(&items[a]).cmp(name(&items[b])));
+    let repeats = order
         .windows(2)
-        .find(|pair| name(&items[pair[0]]) == name(&items[pair[1]]))
-    {
-        return Err(Error::DuplicateKey(name(&items[pair[0]]).to_owned()));
+        .filter(|pair| name(&items[pair[0]]) == name(&items[pair[1]]))
+        .map(|pair| pair[1])
+        .collect();
+    (order, repeats)
+}
+
+/// Reports and drops each tensor whose name an earlier one has; returns the
+/// name order of those left.
+fn unique_names<T>(tensors: &mut Vec<(String, T)>, problems: &mut Problems) -> Result<Vec<usize>> {
+    let (order, repeats) = name_order(tensors, |(name, _)| name);
+    if repeats.is_empty() {
+        return Ok(order);
     }
-    Ok(order)
+    let mut repeated = vec![false; tensors.len()];
+    for index in repeats {
+        problems.report(Error::DuplicateKey(tensors[index].0.clone()))?;
+        repeated[index] = true;
+    }
+    let mut index = 0;
+    tensors.retain(|_| {
+        index += 1;
+        !repeated[index - 1]
+    });
+    Ok(name_order(tensors, |(name, _)| name).0)
 }
 
 /// The `dtype`/`shape`/`data_offsets` object of one tensor, nothing more.
@@ -309,16 +405,22 @@ fn parse_entry(name: String, raw: &RawValue) -> Result<TensorInfo> {
     })
 }
 
-fn parse_metadata(raw: &RawValue) -> Result<Option<Metadata>> {
-    let pairs: Option<Entries<String>> =
-        serde_json::from_str(raw.get()).map_err(Error::InvalidMetadata)?;
+fn parse_metadata(raw: &RawValue, problems: &mut Problems) -> Result<Option<Metadata>> {
+    let pairs: Option<Entries<String>> = match serde_json::from_str(raw.get()) {
+        Ok(pairs) => pairs,
+        Err(err) => {
+            problems.report(Error::InvalidMetadata(err))?;
+            return Ok(None);
+        }
+    };
     let Some(Entries(pairs)) = pairs else {
         return Ok(None);
     };
     let mut metadata = Metadata::new();
     for (key, value) in pairs {
         if metadata.contains_key(&key) {
-            return Err(Error::DuplicateMetadataKey(key));
+            problems.report(Error::DuplicateMetadataKey(key))?;
+            continue;
         }
         metadata.insert(key, value);
     }
@@ -331,6 +433,7 @@ fn parse_metadata(raw: &RawValue) -> Result<Option<Metadata>> {
 fn into_file_order(
     tensors: Vec<TensorInfo>,
     by_name: Vec<usize>,
+    problems: &mut Problems,
 ) -> Result<(Vec<TensorInfo>, Vec<usize>)> {
     let mut indexed: Vec<(usize, TensorInfo)> = tensors.into_iter().enumerate().collect();
     // Stable, so tensors with equal offsets (zero-sized ones) keep header order.
@@ -346,24 +449,26 @@ fn into_file_order(
     for (_, info) in indexed {
         let (begin, end) = info.data_offsets;
         if begin != expected_begin || end < begin {
-            return Err(Error::InvalidOffsets {
-                tensor: info.name,
+            problems.report(Error::InvalidOffsets {
+                tensor: info.name.clone(),
                 begin,
                 end,
                 expected_begin,
-            });
+            })?;
         }
         let expected = byte_len(&info.name, info.dtype, &info.shape)?;
-        if end - begin != expected {
-            return Err(Error::TensorSizeMismatch {
-                tensor: info.name,
+        if end >= begin && end - begin != expected {
+            problems.report(Error::TensorSizeMismatch {
+                tensor: info.name.clone(),
                 dtype: info.dtype,
-                shape: info.shape,
+                shape: info.shape.clone(),
                 expected,
                 actual: end - begin,
-            });
+            })?;
         }
-        expected_begin = end;
+        // Go on from the furthest end seen, so that one hole or overlap is
+        // reported once, not again for every tensor after it.
+        expected_begin = expected_begin.max(end);
         sorted.push(info);
     }
     Ok((sorted, by_name))

@@ -41,7 +41,7 @@ mod sys;
 mod tensor;
 mod writer;
 
-pub use atomic::TEMP_MARKER;
+pub use atomic::{TEMP_MARKER, write as write_atomic};
 pub use dtype::{Dtype, UnknownDtype};
 pub use engine::{ReadError, ReadJob, default_threads, read_parallel};
 pub use error::{Error, Result};

@@ -132,7 +132,10 @@ impl<S: AsRef<str>, V: View> Layout<S, V> {
                 Ok((name, view, len))
             })
             .collect::<Result<Vec<_>>>()?;
-        name_order(&tensors, |(name, _, _)| name.as_ref())?;
+        let (_, repeats) = name_order(&tensors, |(name, _, _)| name.as_ref());
+        if let Some(&repeat) = repeats.first() {
+            return Err(Error::DuplicateKey(tensors[repeat].0.as_ref().to_owned()));
+        }
         tensors.sort_by(|(a_name, a, _), (b_name, b, _)| {
             b.dtype()
                 .cmp(&a.dtype())

@@ -16,6 +16,10 @@ fn rejected(file: &[u8]) -> Error {
     let via_source = Header::read_from(file, &ReadOptions::default())
         .expect_err("the header read from a source must be rejected too");
     assert_eq!(err.to_string(), via_source.to_string());
+    // Collecting every problem finds this one first.
+    let all = Header::validate_from(file, &ReadOptions::default())
+        .expect_err("validation must find the problem");
+    assert_eq!(all[0].to_string(), err.to_string());
     err
 }
 
@@ -509,4 +513,62 @@ fn a_source_that_fails_reports_io() {
     let err = Header::read_from(&Broken, &ReadOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Stream(_)));
     assert_eq!(err.to_string(), "disk on fire");
+}
+
+/// The problems `validate_from` finds, as messages.
+fn all_problems(file: &[u8]) -> Vec<String> {
+    Header::validate_from(file, &ReadOptions::default())
+        .expect_err("the file must be rejected")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn validation_reports_every_problem_it_can_read_past() {
+    let json = format!(
+        r#"{{"__metadata__":{{"k":"1","k":"2"}},"a":{{{F32_2},"data_offsets":[0,8]}},"a":{{{F32_2},"data_offsets":[0,8]}},"b":{{"dtype":"Q4","shape":[1],"data_offsets":[8,9]}},"c":{{{F32_2},"data_offsets":[12,20]}},"d":{{"dtype":"F32","shape":[3],"data_offsets":[20,24]}}}}"#
+    );
+    assert_eq!(
+        all_problems(&raw_file(&json, 30)),
+        [
+            "metadata key `k` appears more than once",
+            "key `a` appears more than once in the header",
+            "tensor `b` has unknown dtype `Q4`",
+            "tensor `c` has data_offsets [12, 20] but must start at 8 and end at or after its start",
+            "tensor `d` (F32, shape [3]) needs 12 bytes but has 4",
+        ]
+    );
+    // With every entry readable, the data length is judged too.
+    let json = format!(r#"{{"c":{{{F32_2},"data_offsets":[4,12]}}}}"#);
+    assert_eq!(
+        all_problems(&raw_file(&json, 14)),
+        [
+            "tensor `c` has data_offsets [4, 12] but must start at 0 and end at or after its start",
+            "the tensors cover 12 bytes of data but the data section is 14 bytes",
+        ]
+    );
+}
+
+#[test]
+fn validation_of_an_unreadable_header_gives_one_problem() {
+    assert_eq!(
+        all_problems(&raw_file("{not json", 0)),
+        ["the header is not a valid JSON object: key must be a string at line 1 column 2"]
+    );
+    assert_eq!(
+        all_problems(b"\x01\0"),
+        ["the file is 2 bytes long, too short for the 8-byte header length"]
+    );
+}
+
+#[test]
+fn validation_accepts_a_valid_file() {
+    let json = format!(r#"{{"a":{{{F32_2},"data_offsets":[0,8]}}}}"#);
+    let file = raw_file(&json, 8);
+    let header = Header::validate_from(&file[..], &ReadOptions::default()).unwrap();
+    assert_eq!(
+        header,
+        Header::parse(&file, &ReadOptions::default()).unwrap()
+    );
 }

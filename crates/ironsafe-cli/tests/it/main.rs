@@ -1,0 +1,10 @@
+//! Tests of the `ironsafe` command, run as a process: one module per
+//! subcommand, output checked against snapshots in `snapshots/`.
+
+mod common;
+mod diff;
+mod inspect;
+mod merge;
+mod shard;
+mod usage;
+mod verify;
