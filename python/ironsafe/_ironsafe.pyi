@@ -19,6 +19,7 @@ __all__ = [
     "serialize",
     "serialize_file",
     "deserialize",
+    "convert_checkpoint",
     "__version__",
 ]
 
@@ -121,3 +122,20 @@ def serialize_file(
 def deserialize(bytes: bytes) -> list[tuple[str, _TensorDict]]:
     """Parses the bytes of a safetensors file into
     ``[(name, {"shape": [...], "dtype": "F32", "data": bytearray}), ...]``, in file order."""
+
+class _ConversionReport(TypedDict):
+    tensors: list[str]
+    removed: dict[str, str]
+    skipped: list[str]
+
+def convert_checkpoint(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    key: str | None = None,
+    strict: bool = False,
+    verify: bool = True,
+) -> _ConversionReport:
+    """Converts the torch checkpoint ``src`` (zip or legacy ``torch.save``
+    format) to the safetensors file ``dst``, without running pickle. Returns
+    ``{"tensors": [...], "removed": {name: kept}, "skipped": [...]}``."""

@@ -5,6 +5,7 @@
 // PyO3 extracts arguments as owned values; taking them by reference is not an option.
 #![allow(clippy::needless_pass_by_value)]
 
+mod convert;
 mod error;
 #[allow(unsafe_code)]
 mod raw;
@@ -23,6 +24,7 @@ fn _ironsafe(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(serialize::serialize, module)?)?;
     module.add_function(wrap_pyfunction!(serialize::serialize_file, module)?)?;
     module.add_function(wrap_pyfunction!(serialize::deserialize, module)?)?;
+    module.add_function(wrap_pyfunction!(convert::convert_checkpoint, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
