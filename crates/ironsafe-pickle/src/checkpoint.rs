@@ -14,10 +14,6 @@ use crate::tensor::{Tensor, TensorData};
 use crate::value::{Object, Pickle, Value};
 use crate::{legacy, zip};
 
-/// The most dict entries flattened: a bound on trees that reuse one dict
-/// many times through the memo.
-const MAX_ENTRIES: usize = 1 << 24;
-
 /// A torch checkpoint, read without running pickle: its tensors, named by
 /// their flattened keys, and the names of the entries that are not tensors.
 ///
@@ -58,12 +54,16 @@ impl<B: AsRef<[u8]>> Checkpoint<B> {
     /// Reads the checkpoint held in `buffer` (zip or legacy format), keeping
     /// the sub-dict under the top-level `key` if one is given.
     pub fn from_buffer(buffer: B, key: Option<&str>) -> Result<Self> {
-        let limits = Limits::default();
+        Self::from_buffer_with(buffer, key, &Limits::default())
+    }
+
+    /// Reads the checkpoint held in `buffer` within `limits`.
+    pub fn from_buffer_with(buffer: B, key: Option<&str>, limits: &Limits) -> Result<Self> {
         let data = buffer.as_ref();
         let (pickle, stored) = if zip::is_zip(data) {
-            read_zip(data, &limits)?
+            read_zip(data, limits)?
         } else if legacy::is_legacy(data) {
-            legacy::read(data, &limits)?
+            legacy::read(data, limits)?
         } else {
             return Err(Error::NotACheckpoint(
                 "neither a zip archive nor a legacy torch.save stream".into(),
@@ -74,7 +74,7 @@ impl<B: AsRef<[u8]>> Checkpoint<B> {
         let mut flat = Flattener {
             pickle: &pickle,
             storages: &storages,
-            max_depth: limits.max_depth,
+            limits,
             entries: 0,
             names: HashSet::new(),
             tensors: Vec::new(),
@@ -208,7 +208,7 @@ fn dict_entries(pickle: &Pickle, value: Value) -> Option<&[(Value, Value)]> {
 struct Flattener<'p> {
     pickle: &'p Pickle,
     storages: &'p HashMap<&'p str, Range<usize>>,
-    max_depth: usize,
+    limits: &'p Limits,
     entries: usize,
     names: HashSet<String>,
     tensors: Vec<Tensor>,
@@ -222,16 +222,19 @@ impl Flattener<'_> {
             problem,
         };
         if let Some(entries) = dict_entries(self.pickle, value) {
-            if depth >= self.max_depth {
+            if depth >= self.limits.max_depth {
                 return Err(structure(format!(
                     "dicts nested more than {} deep",
-                    self.max_depth
+                    self.limits.max_depth
                 )));
             }
             for &(key, child) in entries {
                 self.entries += 1;
-                if self.entries > MAX_ENTRIES {
-                    return Err(structure(format!("more than {MAX_ENTRIES} entries")));
+                if self.entries > self.limits.max_entries {
+                    return Err(structure(format!(
+                        "more than {} entries",
+                        self.limits.max_entries
+                    )));
                 }
                 let key = match key {
                     Value::Int(n) => n.to_string(),

@@ -28,6 +28,10 @@ mod machine;
 mod opcodes;
 mod reduce;
 mod tensor;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 mod value;
 mod zip;
 

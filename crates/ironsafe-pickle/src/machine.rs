@@ -25,6 +25,9 @@ pub struct Limits {
     pub max_depth: usize,
     /// The most opcodes run.
     pub max_ops: usize,
+    /// The most dict entries a checkpoint's tree flattens to: a bound on
+    /// trees that reuse one dict many times through the memo.
+    pub max_entries: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +37,7 @@ impl Default for Limits {
             max_memo: 1 << 22,
             max_depth: 256,
             max_ops: 1 << 28,
+            max_entries: 1 << 20,
         }
     }
 }
