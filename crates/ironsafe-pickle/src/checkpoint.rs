@@ -80,7 +80,7 @@ impl<B: AsRef<[u8]>> Checkpoint<B> {
             tensors: Vec::new(),
             skipped: Vec::new(),
         };
-        flat.walk(root, key.unwrap_or_default(), 0)?;
+        flat.walk(root, "", 0)?;
         let (tensors, skipped) = (flat.tensors, flat.skipped);
         Ok(Checkpoint {
             buffer,
@@ -180,7 +180,7 @@ fn select(pickle: &Pickle, key: Option<&str>) -> Result<Value> {
             pickle.kind(pickle.root)
         ),
     })?;
-    entries
+    let selected = entries
         .iter()
         .find(|&&(name, _)| pickle.str(name) == Some(key))
         .map(|&(_, value)| value)
@@ -191,7 +191,14 @@ fn select(pickle: &Pickle, key: Option<&str>) -> Result<Value> {
                 .filter_map(|&(name, _)| pickle.str(name))
                 .collect::<Vec<_>>()
                 .join(", "),
-        })
+        })?;
+    if dict_entries(pickle, selected).is_none() {
+        return Err(Error::Structure {
+            entry: key.to_owned(),
+            problem: format!("{}, not a dict of tensors", pickle.kind(selected)),
+        });
+    }
+    Ok(selected)
 }
 
 fn dict_entries(pickle: &Pickle, value: Value) -> Option<&[(Value, Value)]> {

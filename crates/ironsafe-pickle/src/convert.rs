@@ -114,30 +114,27 @@ pub fn convert(src: &Path, dst: &Path, options: &ConvertOptions) -> Result<Repor
 
 /// The names to drop, each mapped to the name kept in its place.
 ///
-/// As the reference's `_remove_duplicate_names`: among the tensors sharing
-/// a storage, the alphabetically first *complete* one (covering the whole
-/// storage) is kept. A complete tensor overlaps every other view of its
-/// storage, so the storage is the group. Unlike the reference, only names
-/// that are the very same view as the kept one are dropped: a partial view
-/// (or a complete one of another shape, such as a transpose) is written as
-/// its own copy, so that no name is mapped to a tensor that differs from it.
+/// As the reference's `_remove_duplicate_names`: among the names sharing a
+/// storage, the alphabetically first *complete* one (covering the whole
+/// storage) is kept and the others dropped. A complete tensor overlaps every
+/// other view of its storage, so the storage is the group. Unlike the
+/// reference, a name is only dropped for a kept name that is the very same
+/// view: a partial view, or a complete one of another shape such as a
+/// transpose, is written as its own copy, so that no name is mapped to a
+/// tensor that differs from it.
 fn shared_names(tensors: &[Tensor]) -> BTreeMap<String, String> {
-    let mut complete: HashMap<&str, Vec<&Tensor>> = HashMap::new();
-    for tensor in tensors {
+    let mut complete: Vec<&Tensor> = tensors
+        .iter()
         // Empty storages share nothing (the reference skips them too).
-        if tensor.storage_len() > 0 && tensor.is_complete() {
-            complete
-                .entry(tensor.storage_key())
-                .or_default()
-                .push(tensor);
-        }
-    }
+        .filter(|tensor| tensor.storage_len() > 0 && tensor.is_complete())
+        .collect();
+    complete.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut kept = HashMap::new();
     let mut removed = BTreeMap::new();
-    for group in complete.values_mut() {
-        group.sort_by(|a, b| a.name().cmp(b.name()));
-        let (kept, others) = group.split_at(1);
-        for other in others.iter().filter(|other| other.same_view(kept[0])) {
-            removed.insert(other.name().to_owned(), kept[0].name().to_owned());
+    for tensor in complete {
+        let first = *kept.entry(tensor.view_key()).or_insert(tensor.name());
+        if first != tensor.name() {
+            removed.insert(tensor.name().to_owned(), first.to_owned());
         }
     }
     removed

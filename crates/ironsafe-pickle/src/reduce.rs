@@ -285,6 +285,9 @@ impl Machine<'_> {
         match value {
             Value::Int(n) => u64::try_from(n)
                 .map_err(|_| self.malformed(format!("a tensor's {what} is negative ({n})"))),
+            Value::BigInt => {
+                Err(self.malformed(format!("a tensor's {what} does not fit in 64 bits")))
+            }
             other => {
                 let kind = self.pickle.kind(other);
                 Err(self.malformed(format!("a tensor's {what} is {kind}, not an int")))

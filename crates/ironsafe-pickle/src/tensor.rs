@@ -146,21 +146,15 @@ impl Tensor {
         self.offset == 0 && self.byte_len == self.storage.len()
     }
 
-    /// Whether `other` is the same view: same dtype, shape, strides and
-    /// offset of the same storage.
-    pub fn same_view(&self, other: &Tensor) -> bool {
+    /// What makes two tensors the same view: storage, dtype, shape,
+    /// strides and offset.
+    pub(crate) fn view_key(&self) -> (&str, Dtype, &[usize], &[usize], usize) {
         (
             &self.storage_key,
             self.dtype,
             &self.shape,
             &self.strides,
             self.offset,
-        ) == (
-            &other.storage_key,
-            other.dtype,
-            &other.shape,
-            &other.strides,
-            other.offset,
         )
     }
 

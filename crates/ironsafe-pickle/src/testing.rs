@@ -26,15 +26,13 @@ impl Pickler {
         self.op(op::BINUNICODE).raw(&len).raw(text.as_bytes())
     }
 
-    /// A non-negative int, as the shortest opcode torch would use.
+    /// A non-negative int up to `i64::MAX`, as the shortest opcode torch
+    /// would use.
     pub(crate) fn int(self, n: u64) -> Self {
         match n {
             0..=0xff => self.op(op::BININT1).raw(&[n as u8]),
             0x100..=0xffff => self.op(op::BININT2).raw(&(n as u16).to_le_bytes()),
-            _ => {
-                let bytes = n.to_le_bytes();
-                self.op(op::LONG1).raw(&[9]).raw(&bytes).raw(&[0])
-            }
+            _ => self.op(op::LONG1).raw(&[8]).raw(&n.to_le_bytes()),
         }
     }
 

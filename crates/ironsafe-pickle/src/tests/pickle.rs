@@ -34,8 +34,7 @@ fn entry(pickle: &Pickle, key: &str) -> Value {
     dict(pickle)
         .iter()
         .find(|(k, _)| pickle.str(*k) == Some(key))
-        .map(|&(_, v)| v)
-        .unwrap_or_else(|| panic!("no key {key}"))
+        .map_or_else(|| panic!("no key {key}"), |&(_, v)| v)
 }
 
 #[test]
@@ -153,6 +152,41 @@ fn containers_memo_and_protocol_4() {
         .op(op::LONG_BINGET)
         .raw(&u32::MAX.to_le_bytes())
         .op(op::SETITEM)
+        .stop();
+    let pickle = parse(&bytes);
+    let Object::List(items) = object(&pickle, entry(&pickle, "list")) else {
+        panic!("not a list");
+    };
+    assert!(matches!(
+        items[..],
+        [Value::Int(1), Value::Int(2), Value::Int(3)]
+    ));
+    // The memo hands out the same object, not a copy.
+    assert!(matches!(
+        (entry(&pickle, "list"), entry(&pickle, "same list")),
+        (Value::Obj(a), Value::Obj(b)) if a == b
+    ));
+    let Object::Tuple(tuples) = object(&pickle, entry(&pickle, "tuples")) else {
+        panic!("not a tuple");
+    };
+    let lens: Vec<usize> = tuples
+        .iter()
+        .map(|&t| match object(&pickle, t) {
+            Object::Tuple(items) => items.len(),
+            _ => panic!("not a tuple"),
+        })
+        .collect();
+    assert_eq!(lens, [1, 2, 3]);
+    assert!(matches!(
+        (entry(&pickle, "tuples"), entry(&pickle, "again")),
+        (Value::Obj(a), Value::Obj(b)) if a == b
+    ));
+}
+
+#[test]
+fn sets_ordered_dicts_and_pops() {
+    let bytes = Pickler::new()
+        .op(op::EMPTY_DICT)
         .str("set")
         .op(op::EMPTY_SET)
         .op(op::MARK)
@@ -192,33 +226,6 @@ fn containers_memo_and_protocol_4() {
         .op(op::SETITEM)
         .stop();
     let pickle = parse(&bytes);
-    let Object::List(items) = object(&pickle, entry(&pickle, "list")) else {
-        panic!("not a list");
-    };
-    assert!(matches!(
-        items[..],
-        [Value::Int(1), Value::Int(2), Value::Int(3)]
-    ));
-    // The memo hands out the same object, not a copy.
-    assert!(matches!(
-        (entry(&pickle, "list"), entry(&pickle, "same list")),
-        (Value::Obj(a), Value::Obj(b)) if a == b
-    ));
-    let Object::Tuple(tuples) = object(&pickle, entry(&pickle, "tuples")) else {
-        panic!("not a tuple");
-    };
-    let lens: Vec<usize> = tuples
-        .iter()
-        .map(|&t| match object(&pickle, t) {
-            Object::Tuple(items) => items.len(),
-            _ => panic!("not a tuple"),
-        })
-        .collect();
-    assert_eq!(lens, [1, 2, 3]);
-    assert!(matches!(
-        (entry(&pickle, "tuples"), entry(&pickle, "again")),
-        (Value::Obj(a), Value::Obj(b)) if a == b
-    ));
     assert!(matches!(object(&pickle, entry(&pickle, "set")), Object::Set(s) if s.len() == 1));
     assert!(matches!(object(&pickle, entry(&pickle, "frozenset")), Object::Set(s) if s.len() == 1));
     assert!(matches!(object(&pickle, entry(&pickle, "ordered")), Object::Dict(d) if d.is_empty()));
@@ -462,6 +469,15 @@ fn tensor_arguments_are_checked() {
         .op(op::REDUCE)
         .stop();
     assert!(error(&negative).ends_with("a tensor's storage offset is negative (-1)"));
+    let huge = with_args(Pickler::new())
+        .op(op::LONG1)
+        .raw(&[9, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+        .ints(&[2])
+        .ints(&[1])
+        .op(op::TUPLE)
+        .op(op::REDUCE)
+        .stop();
+    assert!(error(&huge).ends_with("a tensor's storage offset does not fit in 64 bits"));
     let ranks = with_args(Pickler::new())
         .int(0)
         .ints(&[2, 2])
