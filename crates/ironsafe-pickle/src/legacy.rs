@@ -11,16 +11,23 @@ use crate::error::{Error, Result};
 use crate::machine::Limits;
 use crate::value::{Object, Pickle, Value};
 
-/// The magic number torch writes first, as the bytes of its LONG1.
-const MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
-/// `PROTO 2`, then `LONG1` of 10 bytes: how the file starts.
-const PREFIX: [u8; 4] = [0x80, 0x02, 0x8a, 0x0a];
+/// The magic number torch writes first, as its `LONG1` opcode: 10 bytes of
+/// little-endian `0x1950a86a20f9469cfc6c`.
+const MAGIC: [u8; 12] = [
+    0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+];
+/// Where the magic number can start: after `PROTO n`, and after a `FRAME`
+/// header with protocol 4 and above.
+const MAGIC_AT: [usize; 2] = [2, 11];
 /// The only legacy protocol version torch writes.
 const PROTOCOL_VERSION: i64 = 1001;
 
 /// Whether `data` starts like a legacy checkpoint.
 pub(crate) fn is_legacy(data: &[u8]) -> bool {
-    data.starts_with(&PREFIX) && data.get(PREFIX.len()..PREFIX.len() + MAGIC.len()) == Some(&MAGIC)
+    data.first() == Some(&0x80)
+        && MAGIC_AT
+            .iter()
+            .any(|&at| data.get(at..at + MAGIC.len()) == Some(&MAGIC))
 }
 
 /// The object pickle and where each storage's bytes are.

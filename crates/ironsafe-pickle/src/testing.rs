@@ -266,8 +266,13 @@ pub(crate) fn legacy_checkpoint(
     pickle: &[u8],
     storages: &[(&str, u64, &[u8])],
 ) -> Vec<u8> {
-    let mut out = vec![0x80, 2, 0x8a, 10];
-    out.extend_from_slice(&[0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+    // Protocol 4 frames the magic number, as torch writes it with
+    // `pickle_protocol=4`.
+    let mut out = vec![0x80, 4, op::FRAME];
+    out.extend_from_slice(&13u64.to_le_bytes());
+    out.extend_from_slice(&[
+        0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19,
+    ]);
     out.push(op::STOP);
     out.extend(
         Pickler::new()
