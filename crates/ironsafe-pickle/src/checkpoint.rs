@@ -134,7 +134,10 @@ fn read_zip(data: &[u8], limits: &Limits) -> Result<(Pickle, HashMap<String, Ran
         }
     }
     let pickle_name = format!("{root}/data.pkl");
-    let pickle = Pickle::parse_with(&data[entries[&pickle_name].clone()], limits)
+    let pickle_bytes = entries
+        .get(&pickle_name)
+        .map_or(&[][..], |range| &data[range.clone()]);
+    let pickle = Pickle::parse_with(pickle_bytes, limits)
         .map_err(|err| err.in_part(format!("`{pickle_name}`")))?;
     let prefix = format!("{root}/data/");
     let stored = entries

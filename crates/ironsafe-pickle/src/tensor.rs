@@ -9,6 +9,10 @@ use ironsafe::{Dtype, View};
 use crate::error::{Error, Result};
 use crate::value::TensorDesc;
 
+/// The most bytes a view may have beyond its storage's size, by repeating
+/// elements.
+const MAX_REPEATED: usize = 1 << 30;
+
 /// A tensor of a checkpoint: a strided view of one storage's bytes. Its
 /// offset and strides are checked to stay inside the storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +58,16 @@ impl Tensor {
             .iter()
             .try_fold(element_size, |len, &dim| len.checked_mul(dim))
             .ok_or_else(too_large)?;
+        // Only repeated elements (a zero or overlapping stride, as
+        // `expand` makes) give a tensor more bytes than its storage; a few
+        // bytes of file must not become terabytes of output.
+        if byte_len > storage.len().max(MAX_REPEATED) {
+            return Err(invalid(format!(
+                "the view repeats the {} bytes of storage `{storage_key}` into {byte_len} \
+                 bytes, more than the {MAX_REPEATED} bytes allowed",
+                storage.len()
+            )));
+        }
         if byte_len > 0 {
             // The last element the view reaches, and the end of its bytes.
             let last = shape

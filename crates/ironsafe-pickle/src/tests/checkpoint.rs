@@ -181,6 +181,14 @@ fn views_must_stay_inside_their_storage() {
             "{err}"
         );
     }
+    // A stride of 0 may repeat elements, but not into more than 1 GiB.
+    let expanded = base.view(0, &[1 << 28, 2], &[0, 1]);
+    let pickle = Pickler::new().state_dict(&[("x", expanded)]).stop();
+    assert_eq!(
+        error(zip_checkpoint(&pickle, &[("0", &floats(&SIX))])),
+        "tensor `x`: the view repeats the 24 bytes of storage `0` into 2147483648 bytes, more \
+         than the 1073741824 bytes allowed"
+    );
     // An empty view reads nothing, wherever it points.
     let empty = base.view(100, &[0, 3], &[3, 1]);
     let pickle = Pickler::new().state_dict(&[("e", empty)]).stop();
