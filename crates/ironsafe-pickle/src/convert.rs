@@ -12,9 +12,9 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
-/// How to convert.
+/// How to convert: build it as a literal, or from [`ConvertOptions::default`]
+/// (verification on) with the setters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ConvertOptions {
     /// Convert only the sub-dict under this top-level key (e.g.
     /// `state_dict` or `model_state`).

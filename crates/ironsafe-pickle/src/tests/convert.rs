@@ -127,10 +127,11 @@ fn a_key_selects_a_sub_dict() {
         .op(op::SETITEM)
         .stop();
     let files = files(&zip_checkpoint(&pickle, &[("0", &floats(&[3.0]))]));
-    let options = ConvertOptions::default()
-        .key(Some("state_dict".into()))
-        .strict(true)
-        .verify(false);
+    let options = ConvertOptions {
+        key: Some("state_dict".into()),
+        strict: true,
+        verify: false,
+    };
     let report = convert(&files.src, &files.dst, &options).unwrap();
     assert_eq!(
         (report.tensors, report.skipped),
