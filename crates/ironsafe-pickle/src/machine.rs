@@ -357,9 +357,10 @@ impl<'a> Machine<'a> {
                 self.new_object(operands[0], operands[1])?
             }
             op::BUILD => {
-                let state = self.pop()?;
+                // The state is dropped (see `build`).
+                self.pop()?;
                 let target = self.peek()?;
-                return self.build(target, state);
+                return self.build(target);
             }
             op::BINPERSID => {
                 let id = self.pop()?;

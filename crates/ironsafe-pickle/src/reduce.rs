@@ -58,11 +58,10 @@ impl Machine<'_> {
         }
     }
 
-    /// BUILD: sets an object's state. A dict's attributes (a state dict's
-    /// `_metadata`) and a tensor's Python attributes mean nothing to the
-    /// converter and are dropped; anything else is refused.
-    pub(crate) fn build(&mut self, target: Value, state: Value) -> Result<()> {
-        let _ = state;
+    /// BUILD: sets the state of `target`. A dict's attributes (a state
+    /// dict's `_metadata`) and a tensor's Python attributes mean nothing to
+    /// the converter, so the state is dropped; any other target is refused.
+    pub(crate) fn build(&self, target: Value) -> Result<()> {
         match target {
             Value::Obj(id)
                 if matches!(self.pickle.object(id), Object::Dict(_) | Object::Tensor(_)) =>
