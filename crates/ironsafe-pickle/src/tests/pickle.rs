@@ -234,6 +234,74 @@ fn sets_ordered_dicts_and_pops() {
 }
 
 #[test]
+fn protocol_2_containers_and_bytes_are_rebuilt() {
+    // What protocol 2 writes for a set, an OrderedDict with items, a
+    // torch.Size and bytes: a global called on its items.
+    let bytes = Pickler::new()
+        .op(op::EMPTY_DICT)
+        .op(op::MARK)
+        .str("set")
+        .global("__builtin__", "set")
+        .op(op::EMPTY_LIST)
+        .op(op::MARK)
+        .int(1)
+        .int(2)
+        .op(op::APPENDS)
+        .op(op::TUPLE1)
+        .op(op::REDUCE)
+        .str("ordered")
+        .global("collections", "OrderedDict")
+        .op(op::EMPTY_LIST)
+        .str("k")
+        .int(1)
+        .op(op::TUPLE2)
+        .op(op::APPEND)
+        .op(op::TUPLE1)
+        .op(op::REDUCE)
+        .str("size")
+        .global("torch", "Size")
+        .ints(&[2, 3])
+        .op(op::TUPLE1)
+        .op(op::REDUCE)
+        .str("bytes")
+        .global("_codecs", "encode")
+        .str("ab")
+        .str("latin1")
+        .op(op::TUPLE2)
+        .op(op::REDUCE)
+        .op(op::SETITEMS)
+        .stop();
+    let pickle = parse(&bytes);
+    assert!(matches!(object(&pickle, entry(&pickle, "set")), Object::Set(s) if s.len() == 2));
+    let Object::Dict(ordered) = object(&pickle, entry(&pickle, "ordered")) else {
+        panic!("not a dict");
+    };
+    assert!(matches!(ordered[..], [(key, Value::Int(1))] if pickle.str(key) == Some("k")));
+    assert!(matches!(object(&pickle, entry(&pickle, "size")), Object::Tuple(t) if t.len() == 2));
+    assert!(matches!(entry(&pickle, "bytes"), Value::Bytes));
+    let not_latin1 = Pickler::new()
+        .global("_codecs", "encode")
+        .str("ab")
+        .str("utf-8")
+        .op(op::TUPLE2)
+        .op(op::REDUCE)
+        .stop();
+    assert!(
+        error(&not_latin1)
+            .ends_with("_codecs.encode is only read with a string and the encoding latin1")
+    );
+    let pair = Pickler::new()
+        .global("collections", "OrderedDict")
+        .op(op::NONE)
+        .op(op::TUPLE1)
+        .op(op::TUPLE1)
+        .op(op::TUPLE1)
+        .op(op::REDUCE)
+        .stop();
+    assert!(error(&pair).ends_with("an OrderedDict item is not a pair"));
+}
+
+#[test]
 fn tensor_rebuild_functions_are_interpreted() {
     let v2 = Tensor::f32("0", 6, &[2, 3]);
     let bytes = Pickler::new()
