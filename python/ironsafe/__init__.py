@@ -2,7 +2,8 @@
 
 ``import ironsafe`` offers what ``import safetensors`` does: ``safe_open``,
 ``serialize``, ``serialize_file``, ``deserialize``, ``TensorSpec``,
-``SafetensorError``, and the framework modules ``ironsafe.torch``,
+``SafetensorError``, ``convert_checkpoint`` (torch checkpoints to
+safetensors without unpickling), and the framework modules ``ironsafe.torch``,
 ``ironsafe.numpy``, ``ironsafe.flax``, ``ironsafe.tensorflow``,
 ``ironsafe.paddle`` and ``ironsafe.mlx``.
 """
@@ -22,12 +23,14 @@ from ironsafe._ironsafe import (
     serialize,
     serialize_file,
 )
+from ironsafe._convert_checkpoint import convert_checkpoint
 from ironsafe._safe_open import safe_open
 
 __all__ = [
     "SafetensorError",
     "TensorSpec",
     "__version__",
+    "convert_checkpoint",
     "deserialize",
     "install_as_safetensors",
     "safe_open",

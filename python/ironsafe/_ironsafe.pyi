@@ -20,6 +20,7 @@ __all__ = [
     "serialize_file",
     "deserialize",
     "cli_main",
+    "convert_checkpoint",
     "__version__",
 ]
 
@@ -130,3 +131,20 @@ def cli_main(argv: list[str]) -> int:
     """Runs the ``ironsafe`` command line ``argv`` (the program name first)
     with the GIL released; returns the exit status. Output goes straight to
     the process's stdout and stderr."""
+
+class _ConversionReport(TypedDict):
+    tensors: list[str]
+    removed: dict[str, str]
+    skipped: list[str]
+
+def convert_checkpoint(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    key: str | None = None,
+    strict: bool = False,
+    verify: bool = True,
+) -> _ConversionReport:
+    """Converts the torch checkpoint ``src`` (zip or legacy ``torch.save``
+    format) to the safetensors file ``dst``, without running pickle. Returns
+    ``{"tensors": [...], "removed": {name: kept}, "skipped": [...]}``."""

@@ -137,6 +137,12 @@ def low_level(path: str) -> tuple[bytearray, list[int]]:
     return reader.read_slice_into("w", [0, (0, 2, 1)], allocate)
 
 
+def convert(src: Path) -> list[str]:
+    report = ironsafe.convert_checkpoint(src, "model.safetensors", key="state_dict", strict=True)
+    assert_type(report["removed"], dict[str, str])
+    return report["tensors"] + report["skipped"]
+
+
 version: str = ironsafe.__version__
 ironsafe.install_as_safetensors()
 """

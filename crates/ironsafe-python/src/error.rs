@@ -67,3 +67,17 @@ pub(crate) fn io_to_py(path: &Path, err: &io::Error) -> PyErr {
         _ => PyOSError::new_err(format!("{err}: {path}")),
     }
 }
+
+/// Converts an error of the checkpoint converter: a source that cannot be
+/// opened is an `OSError`, as for `safe_open`; anything else (a refused
+/// pickle, a malformed archive, a failed write) is a `SafetensorError`.
+pub(crate) fn convert_to_py(err: ironsafe_pickle::Error) -> PyErr {
+    match err {
+        ironsafe_pickle::Error::Io {
+            op: "cannot open",
+            path,
+            source,
+        } => io_to_py(&path, &source),
+        err => SafetensorError::new_err(format!("Error while converting checkpoint: {err}")),
+    }
+}

@@ -6,6 +6,7 @@
 #![allow(clippy::needless_pass_by_value)]
 
 mod cli;
+mod convert;
 mod error;
 #[allow(unsafe_code)]
 mod raw;
@@ -25,6 +26,7 @@ fn _ironsafe(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(serialize::serialize_file, module)?)?;
     module.add_function(wrap_pyfunction!(serialize::deserialize, module)?)?;
     module.add_function(wrap_pyfunction!(cli::cli_main, module)?)?;
+    module.add_function(wrap_pyfunction!(convert::convert_checkpoint, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
