@@ -23,5 +23,7 @@ fuzz_target!(|data: &[u8]| {
         .expect("a file that parsed writes back");
     let again = SafeTensors::deserialize(&written[..]).expect("written bytes parse");
     assert_eq!(again.metadata(), file.metadata());
-    assert!(again.tensors().eq(file.tensors()));
+    // The writer orders tensors its own way (by dtype, then name): compare
+    // them by name.
+    assert!(again.tensors_by_name().eq(file.tensors_by_name()));
 });

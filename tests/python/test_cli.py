@@ -177,3 +177,61 @@ def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path) -> None:
     assert process.wait(timeout=120) == 0
     assert first.startswith(b"big.safetensors: header")
     assert stderr == b""
+
+
+# --- convert ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zipfile", [True, False], ids=["zip", "legacy"])
+def test_convert_a_torch_checkpoint(tmp_path: Path, zipfile: bool) -> None:
+    tensors = state_dict()
+    tensors["model.layers.0.mlp.weight_t"] = tensors["model.layers.0.mlp.weight"].t()  # a strided view
+    checkpoint = {"state_dict": tensors, "epoch": 3}
+    torch.save(checkpoint, tmp_path / "model.pt", _use_new_zipfile_serialization=zipfile)
+
+    done = ironsafe("convert", "model.pt", "model.safetensors", "--key", "state_dict", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "wrote model.safetensors" in done.stderr
+    loaded = safetensors.torch.load_file(str(tmp_path / "model.safetensors"))
+    expected = torch.load(tmp_path / "model.pt", weights_only=True)["state_dict"]
+    assert sorted(loaded) == sorted(expected)
+    for name, tensor in expected.items():
+        assert torch.equal(loaded[name], tensor), name
+
+    # Without --key, the epoch counter is not a tensor: a warning, or with
+    # --strict an error and no file.
+    done = ironsafe("convert", "model.pt", "all.safetensors", cwd=tmp_path)
+    assert done.returncode == 0 and "warning:" in done.stderr and "epoch" in done.stderr, done.stderr
+    done = ironsafe("convert", "model.pt", "strict.safetensors", "--strict", cwd=tmp_path)
+    assert done.returncode == 2 and "epoch" in done.stderr, done.stderr
+    assert not (tmp_path / "strict.safetensors").exists()
+
+
+def test_convert_a_sharded_checkpoint(tmp_path: Path) -> None:
+    tensors = state_dict()
+    names = sorted(tensors)
+    halves = {"pytorch_model-00001-of-00002.bin": names[:4], "pytorch_model-00002-of-00002.bin": names[4:]}
+    weight_map = {}
+    for shard, shard_names in halves.items():
+        torch.save({name: tensors[name] for name in shard_names}, tmp_path / shard)
+        weight_map.update({name: shard for name in shard_names})
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+
+    done = ironsafe("convert", "pytorch_model.bin.index.json", "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    written = json.loads((out / "model.safetensors.index.json").read_text())
+    assert written["metadata"]["total_size"] == total
+    assert sorted(written["weight_map"]) == names
+    assert set(written["weight_map"].values()) == {
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    }
+    for name, shard in written["weight_map"].items():
+        with safe_open(str(out / shard), "pt") as file:
+            assert file.metadata() == {"format": "pt"}
+            assert torch.equal(file.get_tensor(name), tensors[name]), name
+    # The result passes the command's own checks, index against shards included.
+    assert ironsafe("verify", "out/model.safetensors.index.json", cwd=tmp_path).returncode == 0

@@ -32,6 +32,9 @@ pub(crate) enum Command {
     Shard(ShardArgs),
     /// Join the shards of a Hugging Face index into one file.
     Merge(MergeArgs),
+    /// Convert a PyTorch checkpoint (`.bin`, `.pt`, `.pth`) to safetensors
+    /// without running its pickle.
+    Convert(ConvertArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +125,29 @@ pub(crate) struct MergeArgs {
     pub(crate) index: PathBuf,
     /// The safetensors file to write.
     pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConvertArgs {
+    /// A `torch.save` checkpoint (zip or legacy format), or a
+    /// `pytorch_model.bin.index.json` of a sharded one.
+    pub(crate) src: PathBuf,
+    /// The safetensors file to write; for an index, the directory that
+    /// receives the shards and `model.safetensors.index.json`.
+    pub(crate) dst: PathBuf,
+
+    /// Convert only the sub-dict under this top-level key (e.g. `state_dict`,
+    /// `model_state`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) key: Option<String>,
+
+    /// Fail on entries that are not tensors instead of skipping them.
+    #[arg(long)]
+    pub(crate) strict: bool,
+
+    /// Do not read the output back to compare it with the source.
+    #[arg(long)]
+    pub(crate) no_verify: bool,
 }
 
 /// A tolerance: a finite number, not negative.

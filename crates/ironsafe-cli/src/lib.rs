@@ -1,5 +1,5 @@
 //! The `ironsafe` command: inspect, verify, diff, shard and merge
-//! safetensors files.
+//! safetensors files, and convert PyTorch checkpoints to them.
 //!
 //! [`run`] is the whole program, so that the `ironsafe` binary and the
 //! Python package's console script behave the same:
@@ -15,6 +15,7 @@
 //! program quietly with 0.
 
 mod cli;
+mod convert;
 mod decode;
 mod diff;
 mod files;
@@ -99,6 +100,7 @@ fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         Command::Diff(args) => diff::run(&args, &ui, out),
         Command::Shard(args) => shard::run(&args, &ui).map(|()| Outcome::Success),
         Command::Merge(args) => merge::run(&args, &ui).map(|()| Outcome::Success),
+        Command::Convert(args) => convert::run(&args, &ui).map(|()| Outcome::Success),
     }
 }
 

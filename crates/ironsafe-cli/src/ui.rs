@@ -37,6 +37,11 @@ impl Ui {
             .with_message(message)
     }
 
+    /// A warning: shown even when quiet, for it tells of data left out.
+    pub(crate) fn warn(line: &str) {
+        let _ = writeln!(std::io::stderr(), "warning: {line}");
+    }
+
     /// A line saying what was done, unless quiet.
     pub(crate) fn note(&self, line: &str) {
         if !self.quiet {

@@ -12,7 +12,7 @@ fn help_lists_the_commands() {
 #[test]
 fn each_command_has_help() {
     let context = Context::new();
-    for command in ["inspect", "verify", "diff", "shard", "merge"] {
+    for command in ["inspect", "verify", "diff", "shard", "merge", "convert"] {
         assert_snapshot!(command, context.run(&[command, "--help"]));
     }
 }
