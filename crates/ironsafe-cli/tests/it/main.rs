@@ -2,6 +2,7 @@
 //! subcommand, output checked against snapshots in `snapshots/`.
 
 mod common;
+mod corpus;
 mod diff;
 mod inspect;
 mod merge;
