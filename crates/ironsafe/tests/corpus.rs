@@ -55,15 +55,15 @@ fn variant(err: &Error) -> String {
 
 /// Whether one way of reading the file did what the case expects; a
 /// description of what it did instead if not.
-fn judge(case: &Case, way: &str, outcome: Result<(), Error>) -> Option<String> {
-    let wrong = match (&outcome, case.variant.as_str()) {
+fn judge(case: &Case, way: &str, outcome: &Result<(), Error>) -> Option<String> {
+    let wrong = match (outcome, case.variant.as_str()) {
         (Ok(()), "valid") => false,
         (Err(err), expected) => {
             variant(err) != expected || !err.problem().to_string().contains(&case.message)
         }
         (Ok(()), _) => true,
     };
-    let got = match &outcome {
+    let got = match outcome {
         Ok(()) => "valid".to_owned(),
         Err(err) => format!("{} `{}`", variant(err), err.problem()),
     };
@@ -126,7 +126,7 @@ fn failures(case: &Case) -> Vec<String> {
         ),
     ];
     ways.into_iter()
-        .filter_map(|(way, outcome)| judge(case, way, outcome))
+        .filter_map(|(way, outcome)| judge(case, way, &outcome))
         .collect()
 }
 
