@@ -5,7 +5,8 @@ against a shape into what the Rust reader takes: per dimension a position or
 a ``(start, stop, step)`` with ``step >= 1``. Negative steps read the
 mirrored positive range and flip the result; ``None`` inserts a dimension of
 size 1. Bad keys raise errors that are both ``SafetensorError`` (as the
-reference raises) and the ``IndexError``/``TypeError`` Python raises.
+reference raises) and the ``IndexError``/``TypeError``/``ValueError`` Python
+raises.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class SliceIndexError(SafetensorError, IndexError):
 
 class SliceTypeError(SafetensorError, TypeError):
     """An index of a type slicing does not support."""
+
+
+class SliceValueError(SafetensorError, ValueError):
+    """A slice with a step of zero."""
 
 
 Index = Union[int, "tuple[int, int, int]"]
@@ -71,7 +76,16 @@ def normalize(key: Any, shape: list[int]) -> Plan:
         elif item is None:
             plan.new_axes.append(kept + len(plan.new_axes))
         elif isinstance(item, slice):
-            start, stop, step = item.indices(shape[dim])
+            try:
+                start, stop, step = item.indices(shape[dim])
+            except TypeError as err:  # bounds that are not integers
+                raise SliceTypeError(f"slice at position {position}: {err}") from None
+            except ValueError as err:  # a step of zero
+                raise SliceValueError(f"slice at position {position}: {err}") from None
+            # A step as long as the dimension or longer selects one position
+            # at most: clamped, it fits the reader's integers whatever it was.
+            longest = max(shape[dim], 1)
+            step = max(-longest, min(step, longest))
             positions = range(start, stop, step)
             if step > 0:
                 keep((start, max(start, stop), step))

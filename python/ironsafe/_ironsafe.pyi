@@ -22,9 +22,11 @@ __all__ = [
     "cli_main",
     "convert_checkpoint",
     "__version__",
+    "MAP_NORESERVE",
 ]
 
 __version__: Final[str]
+MAP_NORESERVE: Final[int]
 
 class SafetensorError(Exception):
     """Raised for any problem with the content of a safetensors file or with the tensors to write."""

@@ -11,7 +11,7 @@ import re
 from typing import Any, Iterator, Union
 
 from ironsafe import _convert, _indexing
-from ironsafe._ironsafe import Reader, SafetensorError
+from ironsafe._ironsafe import MAP_NORESERVE, Reader, SafetensorError
 
 # Accepted framework names -> the name the reference reports them by.
 _FRAMEWORKS = {
@@ -31,6 +31,18 @@ _FRAMEWORKS = {
 _DEVICE_FRAMEWORKS = ("pytorch", "paddle")
 _ACCELERATORS = ("cuda", "npu", "xpu", "xla", "mlu", "musa", "hpu")
 _BACKENDS = ("mmap", "pread")
+
+# How files are mapped: private and writable (torch needs a writable buffer;
+# writes go to copies, never to the file). Without MAP_NORESERVE, Linux
+# reserves memory for a copy of every page up front, so that mapping a file
+# larger than memory and swap fails with ENOMEM, as torch's own maps do.
+if hasattr(mmap, "MAP_PRIVATE"):
+    _COPY_ON_WRITE: dict[str, int] = {
+        "flags": mmap.MAP_PRIVATE | MAP_NORESERVE,
+        "prot": mmap.PROT_READ | mmap.PROT_WRITE,
+    }
+else:  # Windows
+    _COPY_ON_WRITE = {"access": mmap.ACCESS_COPY}
 
 Device = Union[str, int, None]
 
@@ -183,10 +195,10 @@ class safe_open:  # noqa: N801 - the reference's name
             reader = self._open()
             fileno = getattr(reader, "fileno", None)
             if fileno is not None:
-                self._map = mmap.mmap(fileno(), reader.file_len, access=mmap.ACCESS_COPY)
+                self._map = mmap.mmap(fileno(), reader.file_len, **_COPY_ON_WRITE)
             else:  # no descriptor to share (Windows): map the path
                 with open(reader.path, "rb") as file:
-                    self._map = mmap.mmap(file.fileno(), reader.file_len, access=mmap.ACCESS_COPY)
+                    self._map = mmap.mmap(file.fileno(), reader.file_len, **_COPY_ON_WRITE)
         return self._map
 
     def _place(self, tensor: Any) -> Any:

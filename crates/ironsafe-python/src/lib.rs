@@ -16,6 +16,14 @@ mod spec;
 
 use pyo3::prelude::*;
 
+/// The `mmap` flag that maps a file copy-on-write without reserving memory
+/// for the copies (Python's `mmap` module has it from 3.13 only): with it, a
+/// file larger than memory and swap can be mapped. 0 where there is none.
+#[cfg(target_os = "linux")]
+const MAP_NORESERVE: i32 = libc::MAP_NORESERVE;
+#[cfg(not(target_os = "linux"))]
+const MAP_NORESERVE: i32 = 0;
+
 #[pymodule(gil_used = false)]
 fn _ironsafe(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
@@ -28,5 +36,6 @@ fn _ironsafe(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(cli::cli_main, module)?)?;
     module.add_function(wrap_pyfunction!(convert::convert_checkpoint, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add("MAP_NORESERVE", MAP_NORESERVE)?;
     Ok(())
 }

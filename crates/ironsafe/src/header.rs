@@ -380,7 +380,17 @@ fn offset_pair<'de, D: Deserializer<'de>>(deserializer: D) -> Result<(usize, usi
 }
 
 fn parse_entry(name: String, raw: &RawValue) -> Result<TensorInfo> {
-    let entry: RawEntry<'_> = match serde_json::from_str(raw.get()) {
+    // serde's derived structs also take their fields as a list,
+    // `["U8", [1], [0, 1]]`; an entry of the format is an object.
+    let parsed = if raw.get().starts_with('[') {
+        Err(serde::de::Error::invalid_type(
+            serde::de::Unexpected::Seq,
+            &"struct RawEntry",
+        ))
+    } else {
+        serde_json::from_str::<RawEntry<'_>>(raw.get())
+    };
+    let entry = match parsed {
         Ok(entry) => entry,
         Err(source) => {
             return Err(Error::InvalidEntry {

@@ -145,3 +145,41 @@ fn slices_read_from_a_source_equal_slices_in_memory() {
     assert_eq!(read, in_memory);
     assert_eq!(read.len(), 4);
 }
+
+/// A 1 TiB tensor in a sparse file (holes cost no disk): the file maps and
+/// slices lazily, touching only the pages a slice selects.
+#[test]
+fn a_sparse_terabyte_file_maps_and_slices_lazily() {
+    use ironsafe::SliceIndex;
+    use std::io::{Seek, SeekFrom, Write};
+
+    let size = 1usize << 40;
+    let json = format!(r#"{{"big":{{"dtype":"U8","shape":[{size}],"data_offsets":[0,{size}]}}}}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.safetensors");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(&raw_file(&json, 0)).unwrap();
+    let data_start = 8 + json.len() as u64;
+    file.seek(SeekFrom::Start(data_start + (1 << 39))).unwrap();
+    file.write_all(&[1, 2, 3]).unwrap();
+    file.set_len(data_start + size as u64).unwrap();
+
+    let mapped = SafeTensors::open(&path).unwrap();
+    let big = mapped.tensor("big").unwrap();
+    assert_eq!(big.shape(), &[size]);
+    let middle = big
+        .slice(&[SliceIndex::Range {
+            start: (1 << 39) - 1,
+            stop: (1 << 39) + 4,
+            step: 1,
+        }])
+        .unwrap();
+    assert_eq!(middle.to_vec(), [0, 1, 2, 3, 0]);
+    let header = Header::read_from(&file, &ReadOptions::default()).unwrap();
+    assert_eq!(header.data_len(), size);
+}

@@ -255,6 +255,10 @@ fn entries_hold_exactly_dtype_shape_and_offsets() {
             "invalid type: integer `32`",
         ),
         ("5", "invalid type: integer `5`"),
+        // serde's derived structs take a list of the fields too; the
+        // format's entries are objects.
+        (r#"["F32",[2],[0,8]]"#, "invalid type: sequence"),
+        (r#" [ "F32", [2], [0, 8] ]"#, "invalid type: sequence"),
     ];
     for (entry, message) in cases {
         let err = rejected(&raw_file(&format!(r#"{{"w":{entry}}}"#), 8));
