@@ -13,6 +13,7 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+bash scripts/fuzz-smoke.sh
 
 source scripts/venv.sh tests/requirements.txt
 "$PY" crates/ironsafe/tests/fixtures/make_fixtures.py --check crates/ironsafe/tests/fixtures
