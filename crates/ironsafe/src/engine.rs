@@ -80,19 +80,23 @@ pub fn read_parallel<S: ByteSource + Sync + ?Sized>(
     let groups = balanced_groups(pieces, threads);
     let read_group =
         |group: Vec<Piece<'_>>| group.into_iter().try_for_each(|piece| piece.read(source));
-    if groups.len() <= 1 {
-        return groups.into_iter().try_for_each(read_group);
-    }
+    let mut groups = groups.into_iter();
+    let Some(own) = groups.next() else {
+        return Ok(());
+    };
     std::thread::scope(|scope| {
+        // The calling thread reads a group too: one thread fewer to start
+        // for each call (a slice of each tensor is a call).
         let handles: Vec<_> = groups
-            .into_iter()
             .map(|group| scope.spawn(move || read_group(group)))
             .collect();
+        let own = read_group(own);
         // The scope joins every thread before returning, failed or not.
-        handles.into_iter().try_for_each(|handle| {
-            handle
+        handles.into_iter().fold(own, |result, handle| {
+            let joined = handle
                 .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            result.and(joined)
         })
     })
 }
