@@ -90,6 +90,9 @@ class Reader:
     def check_unchanged(self) -> None:
         """Raises ``SafetensorError`` if the file was truncated or modified
         since it was opened (a rename over it is not a change)."""
+    def fill_page_cache(self) -> bool:
+        """Reads the tensor data into the page cache in parallel, unless most
+        of it is cached already; returns whether it read."""
     def read_into(self, jobs: Sequence[tuple[str, int]]) -> None:
         """Reads whole tensors into caller memory: each job pairs a tensor name
         with the address of a buffer of exactly its byte length. Parallel, with

@@ -154,6 +154,10 @@ class safe_open:  # noqa: N801 - the reference's name
     def get_tensors(self) -> dict[str, Any]:
         """Every tensor, in file order (read in one parallel batch where the
         tensors are owned copies)."""
+        if self._views():
+            # Every tensor is wanted: a cold file is read into the page cache
+            # first, in parallel, rather than one fault at a time through the map.
+            self._open().fill_page_cache()
         with _gc_paused():
             tensors = self._cpu_tensors(self._open().infos())
         if self._framework == "pytorch" and self._device == "cpu":

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use ironsafe::{
     FileStamp, Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions, SliceIndex, TensorInfo,
-    default_threads, read_parallel,
+    default_threads, fill_page_cache, read_parallel,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -160,6 +160,17 @@ impl Reader {
                 )
             })
             .collect()
+    }
+
+    /// Reads the tensor data into the page cache in parallel, with the GIL
+    /// released, unless most of it is cached already; returns whether it
+    /// read. A map of the whole file, made next, then faults on cached pages
+    /// instead of waiting on the disk one readahead window at a time.
+    fn fill_page_cache(&self, py: Python<'_>) -> PyResult<bool> {
+        self.check_unchanged()?;
+        let (start, len) = (self.header.data_start(), self.header.data_len());
+        py.detach(|| fill_page_cache(&self.file, start as u64, len as u64, default_threads()))
+            .map_err(|err| self.read_error("(all)", &err.source))
     }
 
     /// Reads whole tensors into memory the caller allocated: `jobs` pairs a

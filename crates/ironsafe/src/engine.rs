@@ -75,12 +75,59 @@ pub fn read_parallel<S: ByteSource + Sync + ?Sized>(
     let total: usize = jobs.iter().map(|job| job.dest.len()).sum();
     // Four pieces a thread, so that one slow piece does not hold up the end.
     let chunk = (total / (threads * 4)).clamp(MIN_CHUNK, MAX_CHUNK);
-    let pieces = pieces(jobs, chunk);
+    run(source, pieces(jobs, chunk), threads)
+}
+
+/// Reads `len` bytes of `file` from `start` into the page cache, in
+/// parallel, unless most of them are there already (a sample of pages is
+/// asked without waiting for the disk) or they would fill more than half of
+/// the machine's memory. Returns whether it read.
+///
+/// A map of a cold file fills one fault (and one readahead window) at a
+/// time; reading it through first, as [`read_parallel`] does for owned
+/// loads, keeps the disk's queue deep. The bytes land in a scratch buffer:
+/// only the page cache keeps them.
+pub fn fill_page_cache(
+    file: &std::fs::File,
+    start: u64,
+    len: u64,
+    threads: usize,
+) -> Result<bool, ReadError> {
+    /// Pages asked about: enough to tell a cold file from a warm one.
+    const SAMPLES: u64 = 32;
+    let cached = (0..SAMPLES)
+        .filter(|sample| crate::sys::is_cached(file, start + len * sample / SAMPLES) == Some(true))
+        .count() as u64;
+    let fits = crate::sys::physical_memory().is_some_and(|memory| len <= memory / 2);
+    if len == 0 || !fits || cached * 2 >= SAMPLES {
+        return Ok(false);
+    }
+    let mut pieces = Vec::new();
+    let mut at = start;
+    while at < start + len {
+        let span = (start + len - at).min(MAX_CHUNK as u64);
+        pieces.push(Piece {
+            offset: at,
+            span,
+            parts: vec![Part::Skip(span as usize)],
+            jobs: vec![0],
+        });
+        at += span;
+    }
+    run(file, pieces, threads.max(1))?;
+    Ok(true)
+}
+
+/// Reads the pieces, in groups of about equal size, one group a thread.
+fn run<S: ByteSource + Sync + ?Sized>(
+    source: &S,
+    pieces: Vec<Piece<'_>>,
+    threads: usize,
+) -> Result<(), ReadError> {
     prefetch(source, &pieces);
-    let groups = balanced_groups(pieces, threads);
     let read_group =
         |group: Vec<Piece<'_>>| group.into_iter().try_for_each(|piece| piece.read(source));
-    let mut groups = groups.into_iter();
+    let mut groups = balanced_groups(pieces, threads).into_iter();
     let Some(own) = groups.next() else {
         return Ok(());
     };
@@ -321,6 +368,31 @@ mod tests {
         read_parallel(&data, jobs, 1).unwrap();
         assert_eq!(data.1.load(Ordering::Relaxed), 2);
         assert_eq!(b, data.0[far as usize..far as usize + 10]);
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn cold_files_are_read_into_the_page_cache_and_warm_ones_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, vec![7u8; 4 << 20]).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        assert_eq!(crate::sys::is_cached(&file, 0), Some(true));
+        assert!(
+            !fill_page_cache(&file, 0, 4 << 20, 2).unwrap(),
+            "just written, so cached"
+        );
+        crate::sys::evict(&file);
+        if crate::sys::is_cached(&file, 1 << 20) != Some(false) {
+            // A file system that keeps its pages in memory (tmpfs): nothing is cold.
+            return;
+        }
+        assert!(fill_page_cache(&file, 0, 4 << 20, 2).unwrap());
+        for offset in [0, 1 << 20, (4 << 20) - 1] {
+            assert_eq!(crate::sys::is_cached(&file, offset), Some(true), "{offset}");
+        }
+        assert!(!fill_page_cache(&file, 0, 0, 2).unwrap());
     }
 
     #[test]

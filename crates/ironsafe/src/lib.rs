@@ -43,7 +43,7 @@ mod writer;
 
 pub use atomic::{TEMP_MARKER, write as write_atomic};
 pub use dtype::{Dtype, UnknownDtype};
-pub use engine::{ReadError, ReadJob, default_threads, read_parallel};
+pub use engine::{ReadError, ReadJob, default_threads, fill_page_cache, read_parallel};
 pub use error::{Error, Result};
 pub use header::{Header, MAX_HEADER_SIZE, METADATA_KEY, Metadata, ReadOptions, TensorInfo};
 pub use reader::SafeTensors;

@@ -190,6 +190,68 @@ pub(crate) fn read_parts(
     Ok(())
 }
 
+/// Whether the page of `file` holding `offset` is in the page cache, asked
+/// without waiting for the disk (`preadv2` with `RWF_NOWAIT`, which fails
+/// with `EAGAIN` rather than read); `None` where the kernel cannot tell.
+pub(crate) fn is_cached(file: &File, offset: u64) -> Option<bool> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::fd::AsRawFd;
+        let mut byte = 0u8;
+        let iovec = libc::iovec {
+            iov_base: (&raw mut byte).cast(),
+            iov_len: 1,
+        };
+        let at = i64::try_from(offset).ok()?;
+        // SAFETY: one entry pointing at a local byte, of length 1: the kernel
+        // writes at most that byte.
+        let read =
+            unsafe { libc::preadv2(file.as_raw_fd(), &raw const iovec, 1, at, libc::RWF_NOWAIT) };
+        match read {
+            1 => Some(true),
+            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) => {
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (file, offset);
+        None
+    }
+}
+
+/// Drops the cached pages of `file` (tests of cold reads).
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) fn evict(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain system call on a descriptor we hold open; it reads no
+    // memory of ours.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
+}
+
+/// The machine's physical memory in bytes, where the system tells.
+pub(crate) fn physical_memory() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `sysconf` only reads system configuration.
+        let (pages, size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        u64::try_from(pages)
+            .ok()?
+            .checked_mul(u64::try_from(size).ok()?)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// A byte range as the `off_t` pair Linux calls take, if it fits.
 #[cfg(target_os = "linux")]
 fn file_range(offset: u64, len: u64) -> Option<(i64, i64)> {
