@@ -170,7 +170,7 @@ impl Reader {
         self.check_unchanged()?;
         let (start, len) = (self.header.data_start(), self.header.data_len());
         py.detach(|| fill_page_cache(&self.file, start as u64, len as u64, default_threads()))
-            .map_err(|err| self.read_error("(all)", &err.source))
+            .map_err(|err| self.read_error(None, &err.source))
     }
 
     /// Reads whole tensors into memory the caller allocated: `jobs` pairs a
@@ -195,7 +195,7 @@ impl Reader {
             .map(|(offset, dest)| ReadJob { offset, dest })
             .collect();
         py.detach(|| read_parallel(&self.file, reads, default_threads()))
-            .map_err(|err| self.read_error(&jobs[err.job].0, &err.source))
+            .map_err(|err| self.read_error(Some(&jobs[err.job].0), &err.source))
     }
 
     /// Reads the part of a tensor that `indices` select into memory that
@@ -234,7 +234,7 @@ impl Reader {
             rest = tail;
         }
         py.detach(|| read_parallel(&self.file, jobs, default_threads()))
-            .map_err(|err| self.read_error(name, &err.source))?;
+            .map_err(|err| self.read_error(Some(name), &err.source))?;
         Ok((buffer, shape))
     }
 }
@@ -246,12 +246,17 @@ impl Reader {
             .ok_or_else(|| to_py(ironsafe::Error::TensorNotFound(name.to_owned()), Op::Read))
     }
 
-    /// A failed read: the file changed or broke under us.
-    fn read_error(&self, name: &str, err: &std::io::Error) -> PyErr {
+    /// A failed read, of tensor `name` or of the data as a whole: the file
+    /// changed or broke under us.
+    fn read_error(&self, name: Option<&str>, err: &std::io::Error) -> PyErr {
+        let source = match name {
+            Some(name) => std::io::Error::new(err.kind(), format!("tensor `{name}`: {err}")),
+            None => std::io::Error::new(err.kind(), err.to_string()),
+        };
         let source = ironsafe::Error::Io {
             op: "cannot read",
             path: self.path.clone(),
-            source: std::io::Error::new(err.kind(), format!("tensor `{name}`: {err}")),
+            source,
         };
         to_py(source, Op::Read)
     }
