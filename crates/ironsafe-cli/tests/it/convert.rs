@@ -37,3 +37,14 @@ fn files_that_are_not_checkpoints_name_the_problem() {
     );
     assert!(!context.path("out.safetensors").exists());
 }
+
+#[test]
+fn an_index_naming_a_missing_shard_fails_before_writing_an_index() {
+    let context = Context::new();
+    context.write_raw(
+        "pytorch_model.bin.index.json",
+        br#"{"metadata": {"total_size": 8}, "weight_map": {"w": "pytorch_model-00001-of-00001.bin"}}"#,
+    );
+    assert_snapshot!(context.run(&["convert", "pytorch_model.bin.index.json", "out"]));
+    assert!(!context.path("out/model.safetensors.index.json").exists());
+}
