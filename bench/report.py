@@ -235,7 +235,7 @@ def markdown(result: Dict[str, Any]) -> str:
         f"**Machine**: {describe_machine(result['machine'])}.",
         "",
         f"**Method**: LLM file {config['size'] / 1e9:g} GB (bf16, Llama-shaped); "
-        f"samples: {config['samples']} per implementation, each in a fresh process, implementations interleaved. "
+        f"samples: {config['samples']} per implementation, each in a fresh process, implementations interleaved, every other round in reverse order (A B, B A, ...). "
         "Times are median [min..max] of the measured step alone; ratio = other median / ironsafe median "
         "(above 1: ironsafe is faster); GB/s at the median; peak extra = peak RSS of the worker during the "
         "step minus its RSS just before (median, MB; mapped file pages count as RSS); cache = page-cache "

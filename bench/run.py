@@ -8,8 +8,9 @@ torch.load, and fastsafetensors where it runs), in one run.
 Scenarios: save, warm, owned, cold, tiny, tp, header, gpu (see
 scenarios.py). The input files are made in --dir when missing. Every sample
 runs in a fresh process (worker.py); the implementations of a scenario
-alternate, sample after sample. The report goes to --out as latest.md
-(also printed), latest.json and latest.png.
+alternate, sample after sample, every other round in reverse order. The
+report goes to --out as latest.md (also printed), latest.json and
+latest.png.
 
 This is a benchmark, not a test: it fails only when it cannot run.
 """
@@ -88,10 +89,16 @@ def make_files(selected: List[Scenario]) -> None:
 
 def sample(scenario: Scenario, samples: int) -> Dict[str, List[Dict[str, Any]]]:
     """Runs every measurement of ``scenario`` ``samples`` times, the
-    measurements in turn within each round (A B A B ...)."""
+    measurements in turn within each round, every other round in reverse
+    order (A B, B A, A B, ...). A sample is affected by the one before it
+    (memory it freed, pages it left in the cache or evicted), so neither
+    implementation always follows the other."""
     results: Dict[str, List[Dict[str, Any]]] = {key: [] for key in scenario.jobs}
     for round_ in range(samples):
-        for key, job in scenario.jobs.items():
+        order = list(scenario.jobs.items())
+        if round_ % 2:
+            order.reverse()
+        for key, job in order:
             answer = worker({"op": "measure", **job})
             results[key].append(answer)
             outcome = f"{answer['seconds']:.4f} s" if answer["error"] is None else "ERROR"

@@ -2,7 +2,7 @@
 pair up into rows, and the target of each row.
 
 A scenario is a set of measurements (a job for ``worker.py`` each, run once
-per sample round, in order, so implementations alternate) and rows that
+per sample round, so implementations alternate) and rows that
 compare two of them: ``other`` (the reference, or torch, or fastsafetensors)
 against ``ironsafe``. The ratio of a row is other's median time over
 ironsafe's, so above 1 means ironsafe is faster.

@@ -11,7 +11,8 @@ on its last line of output. ``op`` says what to do:
   the bytes it moved and the peak extra memory of this process.
 
 Every load touches one byte of each 4 KiB page of what it returns, so that
-a lazy map is not taken for a load.
+a lazy map is not taken for a load (contiguous tensors in one batch: see
+``touch_all``).
 """
 
 from __future__ import annotations
@@ -80,10 +81,57 @@ def _touch_numpy(array: Any) -> int:
 
 
 def touch_all(tensors: Dict[str, Any]) -> Dict[str, Any]:
-    """Touches every tensor of ``tensors``; returns them."""
+    """Touches every tensor of ``tensors``; returns them.
+
+    Contiguous CPU tensors are touched together: their byte ranges are merged
+    where they meet, and each merged range is read one byte per page with one
+    numpy operation. A file of 20,000 tiny tensors then costs the harness a
+    few milliseconds instead of the 200-300 ms that a few torch operations per
+    tensor took, which used to hide the loaders' own difference. Other
+    tensors (strided slices, GPU tensors) are touched one by one."""
+    spans = []
     for tensor in tensors.values():
-        touch(tensor)
+        span = _span(tensor)
+        if span is None:
+            touch(tensor)
+        elif span[1] > span[0]:
+            spans.append(span)
+    _touch_spans(spans)
     return tensors
+
+
+def _span(tensor: Any) -> Optional[tuple[int, int]]:
+    """The address range of a contiguous CPU tensor or array, else None."""
+    if hasattr(tensor, "is_cuda"):
+        if tensor.is_cuda or not tensor.is_contiguous():
+            return None
+        start = tensor.data_ptr()
+        return start, start + tensor.nbytes
+    if not tensor.flags.c_contiguous:
+        return None
+    start = tensor.ctypes.data
+    return start, start + tensor.nbytes
+
+
+def _touch_spans(spans: list[tuple[int, int]]) -> int:
+    """Reads one byte in every page of each merged run of ``spans`` (ranges
+    that overlap or meet); returns their sum. Only memory inside the
+    tensors is read: ranges with a gap between them stay apart."""
+    import ctypes
+
+    import numpy as np
+
+    total = 0
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        flat = np.frombuffer((ctypes.c_ubyte * (end - start)).from_address(start), dtype=np.uint8)
+        total += int(flat[:: pagecache.PAGE].sum(dtype=np.int64)) + int(flat[-1])
+    return total
 
 
 # --- saving -----------------------------------------------------------------------

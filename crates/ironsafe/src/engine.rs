@@ -11,8 +11,10 @@
 //! from 0.57 s with one `pread` per run to 0.2 s.
 //!
 //! Destinations are not advised to use transparent huge pages: measured on
-//! the project's 2-core VM, first touch of huge-page memory was five times
-//! slower than of 4 KiB pages (4.4-6.1 s against 0.83 s for 2 GB).
+//! the project's 2-core VM, first touch of 2 GB of huge-page memory took
+//! anywhere from 0.2 to 6 s, depending on where the guest's memory came from,
+//! against 0.6-1.1 s for 4 KiB pages; a load through ironsafe took 1.2-2.8 s
+//! with them against 0.7-0.9 s without.
 
 use std::io;
 
@@ -26,6 +28,13 @@ const MAX_CHUNK: usize = 8 << 20;
 /// Pieces of at least this size keep the per-piece cost (a system call, a
 /// thread's hand-off) small next to the copy.
 const MIN_CHUNK: usize = 256 << 10;
+
+/// A read is spread over another thread only for each this many bytes:
+/// starting and joining a thread costs about what copying 200 KiB does, and
+/// measured here a 2 MiB slice still read faster on the calling thread alone
+/// (169 µs against 194 µs with two), while a 43 MB one took half the time
+/// with two. A tensor-parallel rank slices every tensor, one call each.
+const MIN_PER_THREAD: usize = 4 << 20;
 
 /// Ranges this close together are read as one request, the gap into a
 /// scratch buffer: copying 32 KiB costs about what a system call does, and a
@@ -54,13 +63,19 @@ pub struct ReadError {
 }
 
 /// The number of threads to read with: `IRONSAFE_THREADS` when set to a
-/// positive number, else the machine's parallelism, at most 16.
+/// positive number, else the machine's parallelism, at most 16. Decided once
+/// per process: asking the system (`available_parallelism` reads the
+/// cgroup's CPU quota from files) cost about 30 µs, as much as reading a
+/// small slice, and a tensor-parallel load asks once per tensor.
 pub fn default_threads() -> usize {
-    std::env::var("IRONSAFE_THREADS")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .filter(|&threads| threads > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(16)))
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("IRONSAFE_THREADS")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .filter(|&threads| threads > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(16)))
+    })
 }
 
 /// Reads every job's range from `source` into its destination, with up to
@@ -71,8 +86,8 @@ pub fn read_parallel<S: ByteSource + Sync + ?Sized>(
     jobs: Vec<ReadJob<'_>>,
     threads: usize,
 ) -> Result<(), ReadError> {
-    let threads = threads.max(1);
     let total: usize = jobs.iter().map(|job| job.dest.len()).sum();
+    let threads = threads_for(total as u64, threads);
     // Four pieces a thread, so that one slow piece does not hold up the end.
     let chunk = (total / (threads * 4)).clamp(MIN_CHUNK, MAX_CHUNK);
     run(source, pieces(jobs, chunk), threads)
@@ -114,8 +129,14 @@ pub fn fill_page_cache(
         });
         at += span;
     }
-    run(file, pieces, threads.max(1))?;
+    run(file, pieces, threads_for(len, threads))?;
     Ok(true)
+}
+
+/// How many of `threads` a read of `total` bytes is worth.
+fn threads_for(total: u64, threads: usize) -> usize {
+    let worth = usize::try_from(total.div_ceil(MIN_PER_THREAD as u64)).unwrap_or(usize::MAX);
+    threads.min(worth).max(1)
 }
 
 /// Reads the pieces, in groups of about equal size, one group a thread.
@@ -412,6 +433,17 @@ mod tests {
         let err = read_parallel(&data[..], jobs, 2).unwrap_err();
         assert_eq!(err.job, 1);
         assert_eq!(err.source.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn small_reads_stay_on_the_calling_thread() {
+        let per = MIN_PER_THREAD as u64;
+        assert_eq!(threads_for(0, 4), 1);
+        assert_eq!(threads_for(per, 4), 1);
+        assert_eq!(threads_for(per + 1, 4), 2);
+        assert_eq!(threads_for(3 * per, 2), 2);
+        assert_eq!(threads_for(u64::MAX, 4), 4);
+        assert_eq!(threads_for(u64::MAX, 0), 1);
     }
 
     #[test]
