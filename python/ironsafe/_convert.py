@@ -192,9 +192,9 @@ def _owned_memory(torch: bool) -> tuple[Any, Any]:
     def allocate_np(nbytes: int) -> tuple[Any, int]:
         if nbytes >= _LARGE and hasattr(mmap, "MAP_ANONYMOUS"):
             # numpy asks for transparent huge pages on allocations this big,
-            # and a first touch of those was measured five times slower than
-            # of plain pages (see the engine's notes): take plain anonymous
-            # memory instead. The array owns it through its base.
+            # and a first touch of those was measured up to several times
+            # slower than of plain pages (see the engine's notes): take plain
+            # anonymous memory instead. The array owns it through its base.
             block = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             raw = np.frombuffer(block, dtype=np.uint8)
         else:
