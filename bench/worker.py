@@ -48,69 +48,47 @@ class Action:
 # --- touching what was loaded ---------------------------------------------------
 
 
-def touch(tensor: Any) -> int:
-    """Reads one byte in every page that ``tensor`` (torch or numpy, on the
-    CPU) spans: contiguous tensors flat, 2-D views row by row; returns their sum."""
-    if hasattr(tensor, "is_cuda"):
-        if tensor.is_cuda or tensor.numel() == 0:
-            return 0
-        return _touch_torch(tensor)
-    return _touch_numpy(tensor) if tensor.size else 0
-
-
-def _touch_torch(tensor: Any) -> int:
-    import torch
-
-    if tensor.is_contiguous():
-        flat = tensor.reshape(-1).view(torch.uint8)
-        return int(flat[:: pagecache.PAGE].sum()) + int(flat[-1])
-    raw = tensor.view(torch.uint8)  # 2-D with unit stride in the last dimension
-    step = max(1, pagecache.PAGE // raw.stride(0))
-    return int(raw[::step, :: pagecache.PAGE].sum()) + int(raw[::step, -1].sum())
-
-
-def _touch_numpy(array: Any) -> int:
-    import numpy as np
-
-    if array.flags.c_contiguous:
-        flat = array.reshape(-1).view(np.uint8)
-        return int(flat[:: pagecache.PAGE].sum(dtype=np.int64)) + int(flat[-1])
-    raw = array.view(np.uint8)  # 2-D with unit stride in the last dimension
-    step = max(1, pagecache.PAGE // raw.strides[0])
-    return int(raw[::step, :: pagecache.PAGE].sum(dtype=np.int64)) + int(raw[::step, -1].sum(dtype=np.int64))
-
-
 def touch_all(tensors: Dict[str, Any]) -> Dict[str, Any]:
-    """Touches every tensor of ``tensors``; returns them.
+    """Reads one byte in every page of every CPU tensor (torch or numpy) of
+    ``tensors``; returns them.
 
-    Contiguous CPU tensors are touched together: their byte ranges are merged
-    where they meet, and each merged range is read one byte per page with one
-    numpy operation. A file of 20,000 tiny tensors then costs the harness a
-    few milliseconds instead of the 200-300 ms that a few torch operations per
-    tensor took, which used to hide the loaders' own difference. Other
-    tensors (strided slices, GPU tensors) are touched one by one."""
+    Contiguous tensors are touched together: their byte ranges are merged
+    where they meet, and each merged range is read with one numpy operation.
+    A file of 20,000 tiny tensors then costs the harness a few milliseconds
+    instead of the 200-300 ms that a few torch operations per tensor took,
+    which used to hide the loaders' own difference. Strided views (column
+    slices) are touched one by one, row by row."""
     spans = []
     for tensor in tensors.values():
-        span = _span(tensor)
-        if span is None:
-            touch(tensor)
-        elif span[1] > span[0]:
-            spans.append(span)
+        if hasattr(tensor, "is_cuda"):
+            if tensor.is_cuda or tensor.numel() == 0:
+                continue
+            contiguous, start = tensor.is_contiguous(), tensor.data_ptr()
+        else:
+            if tensor.size == 0:
+                continue
+            contiguous, start = tensor.flags.c_contiguous, tensor.ctypes.data
+        if contiguous:
+            spans.append((start, start + tensor.nbytes))
+        else:
+            _touch_rows(tensor)
     _touch_spans(spans)
     return tensors
 
 
-def _span(tensor: Any) -> Optional[tuple[int, int]]:
-    """The address range of a contiguous CPU tensor or array, else None."""
-    if hasattr(tensor, "is_cuda"):
-        if tensor.is_cuda or not tensor.is_contiguous():
-            return None
-        start = tensor.data_ptr()
-        return start, start + tensor.nbytes
-    if not tensor.flags.c_contiguous:
-        return None
-    start = tensor.ctypes.data
-    return start, start + tensor.nbytes
+def _touch_rows(tensor: Any) -> int:
+    """Reads one byte in every page of a 2-D view with unit stride in its
+    last dimension; returns their sum."""
+    import numpy as np
+
+    if isinstance(tensor, np.ndarray):
+        raw = tensor.view(np.uint8)
+    else:
+        import torch
+
+        raw = tensor.view(torch.uint8).numpy()
+    step = max(1, pagecache.PAGE // raw.strides[0])
+    return int(raw[::step, :: pagecache.PAGE].sum(dtype=np.int64)) + int(raw[::step, -1].sum(dtype=np.int64))
 
 
 def _touch_spans(spans: list[tuple[int, int]]) -> int:
