@@ -226,6 +226,16 @@ def _cache_misses(result: Dict[str, Any]) -> List[str]:
     return sorted(set(lines))
 
 
+def _sizes(config: Dict[str, Any]) -> str:
+    """The sizes of the LLM files that the scenarios run used."""
+    sizes = []
+    if set(config["scenarios"]) - {"gpu"}:
+        sizes.append(f"LLM file {config['size'] / 1e9:g} GB")
+    if "gpu" in config["scenarios"]:
+        sizes.append(f"GPU file {config['gpu_size'] / 1e9:g} GB")
+    return ", ".join(sizes)
+
+
 def markdown(result: Dict[str, Any]) -> str:
     """The report as markdown: machine, method, the table, baselines, notes."""
     config = result["config"]
@@ -234,7 +244,7 @@ def markdown(result: Dict[str, Any]) -> str:
         "",
         f"**Machine**: {describe_machine(result['machine'])}.",
         "",
-        f"**Method**: LLM file {config['size'] / 1e9:g} GB (bf16, Llama-shaped); "
+        f"**Method**: {_sizes(config)} (bf16, Llama-shaped); "
         f"samples: {config['samples']} per implementation, each in a fresh process, implementations interleaved, every other round in reverse order (A B, B A, ...). "
         "Times are median [min..max] of the measured step alone; ratio = other median / ironsafe median "
         "(above 1: ironsafe is faster); GB/s at the median; peak extra = peak RSS of the worker during the "
@@ -305,7 +315,7 @@ def chart(result: Dict[str, Any], path: str) -> None:
     right.legend(fontsize=8, loc="best")
     info = result["machine"]
     figure.suptitle(
-        f"ironsafe vs safetensors {info['safetensors']}: {result['config']['size'] / 1e9:g} GB, "
+        f"ironsafe vs safetensors {info['safetensors']}: {_sizes(result['config'])}, "
         f"{result['config']['samples']} samples\n{info['cpu']}, {info['cores']} cores, {info['ram_gib']} GiB, "
         f"{info['kernel']}, {info['filesystem'].split(' at ')[0]}, Python {info['python']}, torch {info['torch']}, "
         f"ironsafe {info['ironsafe']} ({info['checkout']}), {info['date']}",

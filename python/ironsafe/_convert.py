@@ -124,6 +124,12 @@ def torch_tensor(buffer: Any, offset: int, nbytes: int, code: str, shape: list[i
     return raw.view(dtype).reshape(torch_shape(code, shape))
 
 
+def torch_typed(raw: Any, code: str, shape: list[int]) -> Any:
+    """A tensor of bytes (``uint8``, of exactly the tensor's length) as the
+    tensor of dtype ``code`` and file shape ``shape``, without a copy."""
+    return raw.view(torch_dtype(code)).reshape(torch_shape(code, shape))
+
+
 def torch_views(buffer: Any, infos: list[Info]) -> dict[str, Any]:
     """Torch tensors over ``buffer`` (the whole file) for every tensor of
     ``infos``, without a copy. The per-tensor work is kept to one
@@ -182,10 +188,7 @@ def _owned_memory(torch: bool) -> tuple[Any, Any]:
             raw = _torch.empty(nbytes, dtype=_torch.uint8)
             return raw, raw.data_ptr()
 
-        def typed(raw: Any, code: str, shape: list[int]) -> Any:
-            return raw.view(torch_dtype(code)).reshape(torch_shape(code, shape))
-
-        return allocate, typed
+        return allocate, torch_typed
 
     import numpy as np
 

@@ -97,6 +97,10 @@ class Reader:
         """Reads whole tensors into caller memory: each job pairs a tensor name
         with the address of a buffer of exactly its byte length. Parallel, with
         the GIL released."""
+    def read_range_into(self, offset: int, len: int, address: int) -> None:
+        """Reads ``len`` bytes of tensor data from absolute file offset
+        ``offset`` into caller memory at ``address`` (a staging buffer).
+        Parallel, with the GIL released."""
     def read_slice_into(
         self, name: str, indices: Sequence[_Index], allocate: Callable[[int], tuple[_T, int]]
     ) -> tuple[_T, list[int]]:

@@ -10,7 +10,7 @@ import os
 import re
 from typing import Any, Iterator, Union
 
-from ironsafe import _convert, _indexing
+from ironsafe import _convert, _cuda, _indexing
 from ironsafe._ironsafe import MAP_NORESERVE, Reader, SafetensorError
 
 # Accepted framework names -> the name the reference reports them by.
@@ -104,6 +104,8 @@ class safe_open:  # noqa: N801 - the reference's name
             ``"paddle"`` (and their aliases), the type of the tensors returned.
         device: where tensors go: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, an int
             N, ``"mps"``, ... (non-CPU devices for torch and paddle only).
+            torch tensors for a CUDA device are read through pinned staging
+            buffers straight to it (see ``ironsafe.torch.load_file``).
         backend: ``"mmap"`` (default): torch CPU tensors view a private,
             copy-on-write map of the file, no copy; ``"pread"``: torch tensors
             are read into memory of their own, in parallel, with the GIL
@@ -148,12 +150,17 @@ class safe_open:  # noqa: N801 - the reference's name
 
     def get_tensor(self, name: str) -> Any:
         """The tensor called ``name``, in the framework and on the device asked for."""
-        code, shape, begin, end = self._open().info(name)
-        return self._place(self._cpu_tensors([(name, code, shape, begin, end)])[name])
+        info = (name, *self._open().info(name))
+        if self._to_cuda():
+            return _cuda.load(self._open(), [info], self._device)[name]
+        return self._place(self._cpu_tensors([info])[name])
 
     def get_tensors(self) -> dict[str, Any]:
         """Every tensor, in file order (read in one parallel batch where the
-        tensors are owned copies)."""
+        tensors are owned copies, or straight to a CUDA device)."""
+        if self._to_cuda():
+            with _gc_paused():
+                return _cuda.load(self._open(), self._open().infos(), self._device)
         if self._views():
             # Every tensor is wanted: a cold file is read into the page cache
             # first, in parallel, rather than one fault at a time through the map.
@@ -172,6 +179,11 @@ class safe_open:  # noqa: N801 - the reference's name
         # The slice holds the open file itself: like the reference's, it can
         # still be read after this handle is closed.
         return SafeSlice(copy.copy(self), name)
+
+    def _to_cuda(self) -> bool:
+        """Whether tensors go to a CUDA device, through pinned staging
+        buffers rather than by way of CPU tensors (see ``_cuda``)."""
+        return self._framework == "pytorch" and _cuda.is_cuda(self._device)
 
     def _views(self) -> bool:
         """Whether tensors view the map rather than own their bytes: torch with

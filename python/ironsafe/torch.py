@@ -348,10 +348,13 @@ def load_file(
     Args:
         filename: the file to read.
         device: where the tensors go (``"cpu"``, ``"cuda"``, ``"cuda:1"``, an
-            int, ...).
+            int, ...). To a CUDA device, the file is read in parallel into a
+            small ring of pinned buffers (128 MiB) and copied to the device
+            while the next part is read; each tensor gets device memory of
+            its own, complete when this returns.
         backend: ``"mmap"`` (default): CPU tensors view a private
             (copy-on-write) map of the file, no copy; ``"pread"``: each tensor
-            is read into memory of its own.
+            is read into memory of its own. No difference for CUDA.
 
     Example::
 

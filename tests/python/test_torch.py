@@ -23,6 +23,7 @@ from torch import nn  # noqa: E402
 
 import ironsafe  # noqa: E402
 import ironsafe.torch as ours  # noqa: E402
+from ironsafe import _cuda  # noqa: E402
 from ironsafe import SafetensorError  # noqa: E402
 
 # Every torch dtype of the contract, with its file code.
@@ -736,3 +737,88 @@ def test_cuda_models(tmp_path: Path) -> None:
     assert ours.load_model(loaded, path, device="cuda") == (set(), [])
     assert_same_model(loaded, model)
     assert loaded.lm_head.weight is loaded.embed.weight
+
+
+def test_cuda_staging_plan_covers_every_range_once() -> None:
+    # The plan that loads to a GPU cuts file ranges into staging chunks: each
+    # byte of each range lands once, in order; chunks are contiguous file,
+    # at most one slot long, and never span a gap between ranges.
+    generator = torch.Generator().manual_seed(3)
+    ranges, at = [], 100
+    for _ in range(300):
+        at += int(torch.randint(0, 2, (1,), generator=generator)) * int(torch.randint(1, 50, (1,), generator=generator))
+        length = int(torch.randint(0, 90, (1,), generator=generator))
+        ranges.append((at, at + length))
+        at += length
+    for slot in (1, 7, 64, 10_000):
+        chunks = _cuda.plan(ranges, slot)
+        covered = [[] for _ in ranges]
+        for chunk in chunks:
+            assert 0 < chunk.length <= slot
+            inside = 0
+            for target, start, offset, length in chunk.pieces:
+                assert offset == inside  # the pieces fill the chunk in order, no gap
+                assert ranges[target][0] + start == chunk.offset + offset
+                covered[target].append((start, length))
+                inside += length
+            assert inside == chunk.length
+        for (begin, end), parts in zip(ranges, covered):
+            assert sum(length for _, length in parts) == end - begin
+            assert [start for start, _ in parts] == [sum(n for _, n in parts[:i]) for i in range(len(parts))]
+    # Adjacent ranges share a chunk; a gap starts a new one.
+    assert [(c.offset, c.length) for c in _cuda.plan([(0, 3), (3, 5), (9, 10)], 100)] == [(0, 5), (9, 1)]
+
+
+@needs_cuda
+@pytest.mark.parametrize("slot", [4096, 1 << 20])
+def test_cuda_loads_through_a_bounded_ring(slot: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tensors smaller than, equal to and larger than a staging buffer, and
+    # more buffers' worth than the ring holds: every byte arrives, each
+    # tensor has memory of its own, and no more pinned memory is taken than
+    # the ring's.
+    monkeypatch.setattr(_cuda, "SLOT", slot)
+    monkeypatch.setattr(_cuda, "SLOTS", 3)
+    tensors = {**all_dtypes_dict(), "big": sample("float32", (slot // 4 * 5 + 3,)), "exact": sample("uint8", (slot,))}
+    tensors.update({f"small{i}": sample("bfloat16", (i % 7, 33), seed=i) for i in range(50)})
+    path = tmp_path / "m.safetensors"
+    ours.save_file(tensors, path)
+    pinned = []
+    real_empty = torch.empty
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        result = real_empty(*args, **kwargs)
+        if kwargs.get("pin_memory"):
+            pinned.append(result.nbytes)
+        return result
+
+    monkeypatch.setattr(torch, "empty", spy)
+    loaded = ours.load_file(path, device="cuda")
+    assert pinned and sum(pinned) <= 3 * slot < path.stat().st_size
+    for name, tensor in loaded.items():
+        assert tensor.device.type == "cuda"
+        assert_same(tensor, tensors[name])
+    assert ours.load(ours.save(loaded)).keys() == tensors.keys()  # no tensor shares memory
+    with ironsafe.safe_open(path, "pt", device="cuda:0") as file:
+        assert_same(file.get_tensor("big"), tensors["big"])
+        assert file.get_tensor("exact").device == torch.device("cuda:0")
+
+
+@needs_cuda
+def test_cuda_load_matches_the_reference(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    ours.save_file({**all_dtypes_dict(), "w": sample("bfloat16", (1024, 1000))}, path)
+    expected = {name: tensor for name, tensor in ref.load_file(path, device="cuda").items() if "e8m0" not in name}
+    loaded = ours.load_file(path, device="cuda:0")
+    for name, tensor in expected.items():
+        assert loaded[name].device == tensor.device
+        assert_same(loaded[name], tensor)
+
+
+@needs_cuda
+def test_cuda_load_of_a_file_cut_short_fails_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    ours.save_file({"a": sample("float32", (1000,)), "b": sample("float32", (1000,))}, path)
+    with ironsafe.safe_open(path, "pt", device="cuda") as file:
+        os.truncate(path, path.stat().st_size - 100)
+        with pytest.raises(SafetensorError, match="m.safetensors"):
+            file.get_tensors()

@@ -12,7 +12,8 @@
 //!
 //! Reading: `Reader.read_into` fills memory the caller allocated (a fresh
 //! torch tensor or numpy array), so that loaded bytes land in their final
-//! place in one copy. The caller promises that each destination is writable
+//! place in one copy; `Reader.read_range_into` fills a pinned staging buffer
+//! on the way to a GPU. The caller promises that each destination is writable
 //! for its whole length, stays alive, and is touched by nobody else until
 //! the call returns. That destinations do not overlap is checked here.
 

@@ -198,6 +198,41 @@ impl Reader {
             .map_err(|err| self.read_error(Some(&jobs[err.job].0), &err.source))
     }
 
+    /// Reads `len` bytes of tensor data, starting at absolute file offset
+    /// `offset`, into memory the caller allocated at `address` (a staging
+    /// buffer on its way to a device: the bytes of several tensors, or part
+    /// of one). Parallel, with the GIL released.
+    fn read_range_into(
+        &self,
+        py: Python<'_>,
+        offset: usize,
+        len: usize,
+        address: usize,
+    ) -> PyResult<()> {
+        self.check_unchanged()?;
+        let data = self.header.data_start()..self.file_len();
+        if offset < data.start || offset.saturating_add(len) > data.end {
+            return Err(PyValueError::new_err(format!(
+                "bytes {offset}..{} are outside the tensor data of {} ({}..{})",
+                offset.saturating_add(len),
+                self.path.display(),
+                data.start,
+                data.end
+            )));
+        }
+        let mut dests = [RawDest { address, len }];
+        let dest = dest_slices(&mut dests)
+            .map_err(PyValueError::new_err)?
+            .pop()
+            .unwrap_or_default();
+        let job = ReadJob {
+            offset: offset as u64,
+            dest,
+        };
+        py.detach(|| read_parallel(&self.file, vec![job], default_threads()))
+            .map_err(|err| self.read_error(None, &err.source))
+    }
+
     /// Reads the part of a tensor that `indices` select into memory that
     /// `allocate(nbytes) -> (buffer, address)` provides (a fresh torch tensor
     /// or numpy array), with the GIL released; returns the buffer and the
