@@ -66,7 +66,7 @@ def main(path: str) -> None:
 
     def read_only() -> None:
         for at in range(first, size, 64 * MIB):
-            reader.read_range_into(at, min(64 * MIB, size - at), buffer.data_ptr())
+            reader.read_range_into(at, min(64 * MIB, size - at), buffer.data_ptr(), 64 * MIB)
 
     print(f"[threads={threads}] read-only into pinned 64MiB chunks:", timed(size, read_only), flush=True)
     defaults = staging.SLOT, staging.SLOTS

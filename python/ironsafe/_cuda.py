@@ -10,7 +10,7 @@ pinned staging buffers, and each buffer, once filled, is copied to the
 device asynchronously while the next ones are read: the disk or the page
 cache and the host-to-device link work at the same time. Pinned memory is
 bounded by the ring (``SLOTS`` buffers of ``SLOT`` bytes), whatever the
-model's size. Each tensor still gets device memory of its own, as with the
+model's size. A cold file is read with direct I/O, straight into the ring. Each tensor still gets device memory of its own, as with the
 reference, so that freeing one frees its memory.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Tuple
 
 from ironsafe import _convert
-from ironsafe._ironsafe import Reader
+from ironsafe._ironsafe import DIRECT_ALIGN, Reader
 
 # The ring: two buffers of 64 MiB, one being read while the other is copied.
 # Measured on an H100 machine (16 cores, PCIe 5 x16) loading an 8 GB file
@@ -95,14 +95,21 @@ def plan(ranges: list[tuple[int, int]], slot: int) -> list[Chunk]:
 def _copy_through_ring(reader: Reader, chunks: list[Chunk], targets: list[Any]) -> None:
     """Reads each chunk into a pinned buffer of the ring and copies its
     pieces to their targets on the current stream, reusing a buffer once
-    the copies out of it are done; waits for the last copy."""
+    the copies out of it are done; waits for the last copy.
+
+    A cold file is read past the page cache, straight into the ring (see
+    ``ironsafe``'s direct reads): the page cache would only add a copy."""
     import torch
 
     if not chunks:
         return
+    direct = reader.is_cold()
     size = max(chunk.length for chunk in chunks)
+    if direct:  # whole aligned blocks around each chunk
+        size = -(-size // DIRECT_ALIGN) * DIRECT_ALIGN + 2 * DIRECT_ALIGN
     count = min(SLOTS, len(chunks))
     ring = torch.empty(count * size, dtype=torch.uint8, pin_memory=True)
+    direct = direct and ring.data_ptr() % DIRECT_ALIGN == 0
     buffers = [ring[slot * size : (slot + 1) * size] for slot in range(count)]
     emptied: list[Any] = [None] * count
     stream = torch.cuda.current_stream()
@@ -112,9 +119,10 @@ def _copy_through_ring(reader: Reader, chunks: list[Chunk], targets: list[Any]) 
             if emptied[slot] is not None:
                 emptied[slot].synchronize()
             buffer = buffers[slot]
-            reader.read_range_into(chunk.offset, chunk.length, buffer.data_ptr())
+            shift = reader.read_range_into(chunk.offset, chunk.length, buffer.data_ptr(), size, direct=direct)
             for target, start, at, length in chunk.pieces:
-                targets[target][start : start + length].copy_(buffer[at : at + length], non_blocking=True)
+                part = buffer[shift + at : shift + at + length]
+                targets[target][start : start + length].copy_(part, non_blocking=True)
             emptied[slot] = torch.cuda.Event()
             emptied[slot].record(stream)
     finally:

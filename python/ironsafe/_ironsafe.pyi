@@ -23,10 +23,13 @@ __all__ = [
     "convert_checkpoint",
     "__version__",
     "MAP_NORESERVE",
+    "DIRECT_ALIGN",
 ]
 
 __version__: Final[str]
 MAP_NORESERVE: Final[int]
+# The alignment of direct reads (``Reader.read_range_into(direct=True)``).
+DIRECT_ALIGN: Final[int]
 
 class SafetensorError(Exception):
     """Raised for any problem with the content of a safetensors file or with the tensors to write."""
@@ -97,10 +100,16 @@ class Reader:
         """Reads whole tensors into caller memory: each job pairs a tensor name
         with the address of a buffer of exactly its byte length. Parallel, with
         the GIL released."""
-    def read_range_into(self, offset: int, len: int, address: int) -> None:
+    def is_cold(self) -> bool:
+        """Whether most of the tensor data is out of the page cache (a sample
+        of pages); ``False`` where the system cannot tell."""
+    def read_range_into(self, offset: int, len: int, address: int, capacity: int, *, direct: bool = False) -> int:
         """Reads ``len`` bytes of tensor data from absolute file offset
-        ``offset`` into caller memory at ``address`` (a staging buffer).
-        Parallel, with the GIL released."""
+        ``offset`` into the ``capacity`` bytes of caller memory at ``address``
+        (a staging buffer). Parallel, with the GIL released. With ``direct``,
+        past the page cache where the system allows it (``address`` aligned to
+        ``DIRECT_ALIGN``, ``capacity >= len + 2 * DIRECT_ALIGN``). Returns
+        where in the buffer the bytes begin."""
     def read_slice_into(
         self, name: str, indices: Sequence[_Index], allocate: Callable[[int], tuple[_T, int]]
     ) -> tuple[_T, list[int]]:

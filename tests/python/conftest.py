@@ -34,6 +34,25 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture
+def evict() -> Callable[[Path], None]:
+    """``evict(path)``: writes back the file's dirty pages and drops all of
+    them from the page cache, so that the next read is cold. Skips the test
+    where the system has no ``posix_fadvise``."""
+    if not hasattr(os, "posix_fadvise"):
+        pytest.skip("needs posix_fadvise")
+
+    def drop(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+    return drop
+
+
+@pytest.fixture
 def write_file(tmp_path: Path) -> WriteFile:
     """``write_file(arrays, metadata=None, name="model.safetensors") -> Path``:
     writes numpy arrays (of numpy's own dtypes) to ``tmp_path / name``."""

@@ -597,6 +597,50 @@ def test_read_into_refuses_overlapping_or_null_destinations(small_file: Path) ->
     assert not buffer.any(), "nothing may be written when a job is refused"
 
 
+def test_staging_reads_land_at_the_shift_they_return(
+    write_file: WriteFile, rng: np.random.Generator, evict: Callable[[Path], None]
+) -> None:
+    # The GPU loader reads ranges of tensor data into staging buffers: through
+    # the page cache, or directly (O_DIRECT) for a cold file, in whole aligned
+    # blocks around the range. Either way the bytes must be those of the file.
+    from ironsafe._ironsafe import DIRECT_ALIGN, Reader
+
+    path = write_file({"w": rng.integers(0, 256, 3 << 20, dtype=np.uint8), "b": np.arange(777, dtype=np.int16)})
+    data = path.read_bytes()
+    evict(path)
+    reader = Reader(path)
+    assert reader.is_cold()
+    capacity = (4 << 20) + 2 * DIRECT_ALIGN
+    block = np.zeros(capacity + DIRECT_ALIGN, np.uint8)
+    skip = -block.ctypes.data % DIRECT_ALIGN
+    buffer = block[skip : skip + capacity]
+    first = reader.infos()[0][3]
+    for offset, length in [(first, len(data) - first), (first + 1, 5000), (len(data) - 7, 7), (first + 4095, 1 << 20)]:
+        for direct in (True, False):
+            buffer[:] = 0xEE
+            shift = reader.read_range_into(offset, length, buffer.ctypes.data, capacity, direct=direct)
+            assert shift == (offset % DIRECT_ALIGN if direct else 0)
+            assert buffer[shift : shift + length].tobytes() == data[offset : offset + length]
+    assert not Reader(path).is_cold()  # read through the page cache above
+
+
+def test_staging_reads_refuse_ranges_and_buffers_that_do_not_fit(small_file: Path) -> None:
+    from ironsafe._ironsafe import Reader
+
+    reader = Reader(small_file)
+    buffer = np.zeros(64, np.uint8)
+    with pytest.raises(ValueError, match="outside the tensor data"):
+        reader.read_range_into(0, 8, buffer.ctypes.data, 64)
+    with pytest.raises(ValueError, match="outside the tensor data"):
+        reader.read_range_into(reader.file_len - 4, 8, buffer.ctypes.data, 64)
+    with pytest.raises(ValueError, match="cannot hold"):
+        reader.read_range_into(reader.infos()[0][3], 8, buffer.ctypes.data, 4)
+    # A buffer unfit for direct reads is read the usual way.
+    begin = reader.infos()[0][3]
+    assert reader.read_range_into(begin, 6, buffer.ctypes.data + 1, 63, direct=True) == 0
+    assert buffer[1:7].tobytes() == small_file.read_bytes()[begin : begin + 6]
+
+
 def truncate(path: Path) -> None:
     os.truncate(path, 100)
 

@@ -804,6 +804,23 @@ def test_cuda_loads_through_a_bounded_ring(slot: int, tmp_path: Path, monkeypatc
 
 
 @needs_cuda
+def test_cuda_load_of_a_cold_file_reads_past_the_page_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evict: Callable[[Path], None]
+) -> None:
+    # A cold file is read with direct I/O into the ring, in whole aligned
+    # blocks around each chunk: every byte still lands where it belongs, and
+    # the file stays out of the page cache.
+    monkeypatch.setattr(_cuda, "SLOT", 20_000)  # not a multiple of the alignment
+    tensors = {"big": sample("float32", (300_001,)), **{f"t{i}": sample("int8", (i * 97,), seed=i) for i in range(40)}}
+    path = tmp_path / "m.safetensors"
+    ours.save_file(tensors, path)
+    evict(path)
+    loaded = ours.load_file(path, device="cuda")
+    assert_same_dict(loaded, tensors)
+    assert ironsafe._ironsafe.Reader(path).is_cold()
+
+
+@needs_cuda
 def test_cuda_load_matches_the_reference(tmp_path: Path) -> None:
     path = tmp_path / "m.safetensors"
     ours.save_file({**all_dtypes_dict(), "w": sample("bfloat16", (1024, 1000))}, path)

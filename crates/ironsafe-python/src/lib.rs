@@ -37,5 +37,6 @@ fn _ironsafe(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(convert::convert_checkpoint, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("MAP_NORESERVE", MAP_NORESERVE)?;
+    module.add("DIRECT_ALIGN", ironsafe::DIRECT_ALIGN)?;
     Ok(())
 }

@@ -7,10 +7,12 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use ironsafe::{
     FileStamp, Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions, SliceIndex, TensorInfo,
-    default_threads, fill_page_cache, read_parallel,
+    default_threads, direct_threads, fill_page_cache, mostly_cached, open_direct, read_direct,
+    read_parallel,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -44,6 +46,8 @@ pub(crate) struct Reader {
     header: Header,
     /// The file as the header was read: reads and maps check it first.
     stamp: FileStamp,
+    /// The same file opened for direct reads, once asked for.
+    direct: OnceLock<Option<File>>,
 }
 
 #[pymethods]
@@ -73,6 +77,7 @@ impl Reader {
             file,
             header,
             stamp,
+            direct: OnceLock::new(),
         })
     }
 
@@ -198,17 +203,34 @@ impl Reader {
             .map_err(|err| self.read_error(Some(&jobs[err.job].0), &err.source))
     }
 
+    /// Whether most of the tensor data is out of the page cache (a sample of
+    /// pages, asked without waiting for the disk); `false` where the system
+    /// cannot tell.
+    fn is_cold(&self) -> bool {
+        let (start, len) = (self.header.data_start(), self.header.data_len());
+        mostly_cached(&self.file, start as u64, len as u64) == Some(false)
+    }
+
     /// Reads `len` bytes of tensor data, starting at absolute file offset
-    /// `offset`, into memory the caller allocated at `address` (a staging
-    /// buffer on its way to a device: the bytes of several tensors, or part
-    /// of one). Parallel, with the GIL released.
+    /// `offset`, into memory the caller allocated: `capacity` bytes at
+    /// `address` (a staging buffer on its way to a device, holding the bytes
+    /// of several tensors or part of one). Parallel, with the GIL released.
+    ///
+    /// With `direct`, the bytes are read past the page cache (`O_DIRECT`)
+    /// where the system allows it, in whole aligned blocks: `address` must
+    /// then be a multiple of `DIRECT_ALIGN`, and `capacity` at least
+    /// `len + 2 * DIRECT_ALIGN`. Returns where in the buffer the bytes begin
+    /// (0 unless they were read directly).
+    #[pyo3(signature = (offset, len, address, capacity, *, direct = false))]
     fn read_range_into(
         &self,
         py: Python<'_>,
         offset: usize,
         len: usize,
         address: usize,
-    ) -> PyResult<()> {
+        capacity: usize,
+        direct: bool,
+    ) -> PyResult<usize> {
         self.check_unchanged()?;
         let data = self.header.data_start()..self.file_len();
         if offset < data.start || offset.saturating_add(len) > data.end {
@@ -220,17 +242,37 @@ impl Reader {
                 data.end
             )));
         }
-        let mut dests = [RawDest { address, len }];
-        let dest = dest_slices(&mut dests)
+        if capacity < len {
+            return Err(PyValueError::new_err(format!(
+                "a buffer of {capacity} bytes cannot hold {len}"
+            )));
+        }
+        let mut dests = [RawDest {
+            address,
+            len: capacity,
+        }];
+        let buf = dest_slices(&mut dests)
             .map_err(PyValueError::new_err)?
             .pop()
             .unwrap_or_default();
-        let job = ReadJob {
-            offset: offset as u64,
-            dest,
-        };
-        py.detach(|| read_parallel(&self.file, vec![job], default_threads()))
-            .map_err(|err| self.read_error(None, &err.source))
+        let read = py.detach(|| {
+            if let Some(file) = direct.then(|| self.direct_file()).flatten() {
+                match read_direct(file, offset as u64, len, buf, direct_threads()) {
+                    // Refused (a file system without direct reads, or a
+                    // buffer that does not suit them): read it the usual way.
+                    Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {}
+                    result => return result,
+                }
+            }
+            let job = ReadJob {
+                offset: offset as u64,
+                dest: &mut buf[..len],
+            };
+            read_parallel(&self.file, vec![job], default_threads())
+                .map(|()| 0)
+                .map_err(|err| err.source)
+        });
+        read.map_err(|err| self.read_error(None, &err))
     }
 
     /// Reads the part of a tensor that `indices` select into memory that
@@ -275,6 +317,12 @@ impl Reader {
 }
 
 impl Reader {
+    /// The open file again, for direct reads: opened on first use, `None`
+    /// where the system or file system has none.
+    fn direct_file(&self) -> Option<&File> {
+        self.direct.get_or_init(|| open_direct(&self.file)).as_ref()
+    }
+
     fn get(&self, name: &str) -> PyResult<&TensorInfo> {
         self.header
             .get(name)

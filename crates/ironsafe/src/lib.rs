@@ -28,6 +28,7 @@
 //! ```
 
 mod atomic;
+mod direct;
 mod dtype;
 mod engine;
 mod error;
@@ -42,8 +43,12 @@ mod tensor;
 mod writer;
 
 pub use atomic::{TEMP_MARKER, write as write_atomic};
+pub use direct::{DIRECT_ALIGN, open_direct, read_direct};
 pub use dtype::{Dtype, UnknownDtype};
-pub use engine::{ReadError, ReadJob, default_threads, fill_page_cache, read_parallel};
+pub use engine::{
+    ReadError, ReadJob, default_threads, direct_threads, fill_page_cache, mostly_cached,
+    read_parallel,
+};
 pub use error::{Error, Result};
 pub use header::{Header, MAX_HEADER_SIZE, METADATA_KEY, Metadata, ReadOptions, TensorInfo};
 pub use reader::SafeTensors;

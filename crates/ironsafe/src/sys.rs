@@ -191,31 +191,43 @@ pub(crate) fn read_parts(
 }
 
 /// Whether the page of `file` holding `offset` is in the page cache, asked
-/// without waiting for the disk (`preadv2` with `RWF_NOWAIT`, which fails
-/// with `EAGAIN` rather than read); `None` where the kernel cannot tell.
+/// without reading it: the page is mapped (not touched) and `mincore` says
+/// whether it is resident. `None` where the system cannot tell. Asking with
+/// a non-blocking read instead (`preadv2` with `RWF_NOWAIT`) started
+/// readahead around every page asked about, which warmed the file being
+/// judged cold.
 pub(crate) fn is_cached(file: &File, offset: u64) -> Option<bool> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let mut byte = 0u8;
-        let iovec = libc::iovec {
-            iov_base: (&raw mut byte).cast(),
-            iov_len: 1,
+        // SAFETY: `sysconf` only reads system configuration.
+        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+        let at = i64::try_from(offset / page * page).ok()?;
+        let len = usize::try_from(page).ok()?;
+        // SAFETY: a new shared, read-only map of one page of a descriptor we
+        // hold open, at an address the kernel picks; nothing reads through it.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                at,
+            )
         };
-        let at = i64::try_from(offset).ok()?;
-        // SAFETY: one entry pointing at a local byte, of length 1: the kernel
-        // writes at most that byte.
-        let read =
-            unsafe { libc::preadv2(file.as_raw_fd(), &raw const iovec, 1, at, libc::RWF_NOWAIT) };
-        match read {
-            1 => Some(true),
-            _ if std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) => {
-                Some(false)
-            }
-            _ => None,
+        if map == libc::MAP_FAILED {
+            return None;
         }
+        let mut resident = 0u8;
+        // SAFETY: `map` is the page just mapped, and `mincore` writes one
+        // byte per page of it: one, into `resident`.
+        let asked = unsafe { libc::mincore(map, len, &raw mut resident) };
+        // SAFETY: unmaps exactly the map made above, which nothing uses.
+        unsafe { libc::munmap(map, len) };
+        (asked == 0).then_some(resident & 1 == 1)
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    #[cfg(not(target_os = "linux"))]
     {
         let _ = (file, offset);
         None
