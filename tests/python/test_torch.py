@@ -815,9 +815,10 @@ def test_cuda_load_of_a_cold_file_reads_past_the_page_cache(
     path = tmp_path / "m.safetensors"
     ours.save_file(tensors, path)
     evict(path)
+    assert ironsafe._ironsafe.Reader(path).is_cold(), "the file must start cold"
     loaded = ours.load_file(path, device="cuda")
     assert_same_dict(loaded, tensors)
-    assert ironsafe._ironsafe.Reader(path).is_cold()
+    assert ironsafe._ironsafe.Reader(path).is_cold(), "read past the page cache"
 
 
 @needs_cuda
