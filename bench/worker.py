@@ -289,7 +289,6 @@ def action_gpu_load(job: Dict[str, Any]) -> Action:
 
 
 def _fastsafetensors_loader(path: str) -> Callable[[], Dict[str, Any]]:
-    import torch
     from fastsafetensors import SafeTensorsFileLoader, SingleGroup
 
     alive = []  # the loader owns the device memory: it must outlive the step

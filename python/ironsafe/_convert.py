@@ -121,7 +121,7 @@ def torch_tensor(buffer: Any, offset: int, nbytes: int, code: str, shape: list[i
     if nbytes == 0:
         return torch.empty(torch_shape(code, shape), dtype=dtype)
     raw = torch.frombuffer(buffer, dtype=torch.uint8, count=nbytes, offset=offset)
-    return raw.view(dtype).reshape(torch_shape(code, shape))
+    return torch_typed(raw, code, shape)
 
 
 def torch_typed(raw: Any, code: str, shape: list[int]) -> Any:

@@ -10,8 +10,9 @@ pinned staging buffers, and each buffer, once filled, is copied to the
 device asynchronously while the next ones are read: the disk or the page
 cache and the host-to-device link work at the same time. Pinned memory is
 bounded by the ring (``SLOTS`` buffers of ``SLOT`` bytes), whatever the
-model's size. A cold file is read with direct I/O, straight into the ring. Each tensor still gets device memory of its own, as with the
-reference, so that freeing one frees its memory.
+model's size. A cold file is read with direct I/O, straight into the ring.
+Each tensor still gets device memory of its own, as with the reference, so
+that freeing one frees its memory.
 """
 
 from __future__ import annotations
@@ -61,8 +62,7 @@ def load(reader: Reader, infos: list[_convert.Info], device: Any) -> dict[str, A
     complete when this returns."""
     import torch
 
-    typed = [(name, code, shape) for name, code, shape, _, _ in infos]
-    for _, code, _ in typed:
+    for _, code, _, _, _ in infos:
         _convert.torch_dtype(code)  # unsupported dtypes fail before any allocation
     device = torch.device(device)
     with torch.cuda.device(device):
@@ -70,7 +70,7 @@ def load(reader: Reader, infos: list[_convert.Info], device: Any) -> dict[str, A
         order = sorted(range(len(infos)), key=lambda index: infos[index][3])
         chunks = plan([(infos[index][3], infos[index][4]) for index in order], SLOT)
         _copy_through_ring(reader, chunks, [targets[index] for index in order])
-    return {name: _convert.torch_typed(raw, code, shape) for (name, code, shape), raw in zip(typed, targets)}
+    return {name: _convert.torch_typed(raw, code, shape) for (name, code, shape, _, _), raw in zip(infos, targets)}
 
 
 def plan(ranges: list[tuple[int, int]], slot: int) -> list[Chunk]:
@@ -108,8 +108,9 @@ def _copy_through_ring(reader: Reader, chunks: list[Chunk], targets: list[Any]) 
     if direct:  # whole aligned blocks around each chunk
         size = -(-size // DIRECT_ALIGN) * DIRECT_ALIGN + 2 * DIRECT_ALIGN
     count = min(SLOTS, len(chunks))
+    # Pinned memory starts on a page; were it not aligned for direct reads,
+    # the reader would read the usual way.
     ring = torch.empty(count * size, dtype=torch.uint8, pin_memory=True)
-    direct = direct and ring.data_ptr() % DIRECT_ALIGN == 0
     buffers = [ring[slot * size : (slot + 1) * size] for slot in range(count)]
     emptied: list[Any] = [None] * count
     stream = torch.cuda.current_stream()
