@@ -639,6 +639,13 @@ def test_staging_reads_refuse_ranges_and_buffers_that_do_not_fit(small_file: Pat
     begin = reader.infos()[0][3]
     assert reader.read_range_into(begin, 6, buffer.ctypes.data + 1, 63, direct=True) == 0
     assert buffer[1:7].tobytes() == small_file.read_bytes()[begin : begin + 6]
+    with pytest.raises(ValueError, match="invalid destination address"):
+        reader.read_range_into(begin, 6, 0, 64)
+    # A file cut short since it was opened: an error naming it, direct or not.
+    os.truncate(small_file, reader.file_len - 2)
+    for direct in (False, True):
+        with pytest.raises(ironsafe.SafetensorError, match=small_file.name):
+            reader.read_range_into(begin, 6, buffer.ctypes.data, 64, direct=direct)
 
 
 def truncate(path: Path) -> None:
