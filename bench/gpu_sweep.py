@@ -25,7 +25,7 @@ import torch
 
 import ironsafe._cuda as staging
 import ironsafe.torch as ours
-from ironsafe._ironsafe import Reader
+from ironsafe._ironsafe import DIRECT_ALIGN, Reader
 
 MIB = 1 << 20
 
@@ -90,6 +90,17 @@ def main(path: str) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
         os.close(fd)
         return ours.load_file(path, device="cuda")
+
+    # Whether the cold path can read past the page cache here: the file must
+    # look cold once evicted, and a direct read into pinned memory must be taken.
+    evict()
+    reader = Reader(path)
+    cold_before = reader.is_cold()
+    block = torch.empty(64 * MIB + 3 * DIRECT_ALIGN, dtype=torch.uint8, pin_memory=True)
+    skip = -block.data_ptr() % DIRECT_ALIGN
+    shift = reader.read_range_into(first, 64 * MIB, block.data_ptr() + skip, 64 * MIB + 2 * DIRECT_ALIGN, direct=True)
+    print(f"cold check: is_cold {cold_before}; direct read into pinned memory {'taken' if shift is not None else 'refused'}")
+    del block
 
     cold = timed(size, lambda: ours.load_file(path, device="cuda"), runs=2, before=evict)
     print(f"[threads={threads}] cold, default:", cold, flush=True)

@@ -20,6 +20,9 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" "$w
 export PYTHONPATH=$site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.current,pcie.link.width.current \
     --format=csv | tee "$out/gpu.txt"
+# The file system of the test and bench files, and its readahead: the cold rows depend on them.
+{ findmnt -T /tmp; stat -f -c 'type %T, block %S' /tmp; cat /sys/block/*/queue/read_ahead_kb 2>/dev/null | sort | uniq -c; } \
+    2>&1 | tee -a "$out/gpu.txt"
 python3 -m pytest -q -p no:cacheprovider tests/python/test_torch.py -k cuda 2>&1 | tee "$out/tests.log"
 tests=${PIPESTATUS[0]}
 python3 bench/run.py --gpu-only --dir /tmp/ironsafe-bench --out "$out" "$@" 2>&1 | tee "$out/bench.log"

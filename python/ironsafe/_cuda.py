@@ -121,6 +121,8 @@ def _copy_through_ring(reader: Reader, chunks: list[Chunk], targets: list[Any]) 
                 emptied[slot].synchronize()
             buffer = buffers[slot]
             shift = reader.read_range_into(chunk.offset, chunk.length, buffer.data_ptr(), size, direct=direct)
+            if shift is None:  # through the page cache; if direct reads were refused, for the rest too
+                direct, shift = False, 0
             for target, start, at, length in chunk.pieces:
                 part = buffer[shift + at : shift + at + length]
                 targets[target][start : start + length].copy_(part, non_blocking=True)

@@ -103,13 +103,16 @@ class Reader:
     def is_cold(self) -> bool:
         """Whether most of the tensor data is out of the page cache (a sample
         of pages); ``False`` where the system cannot tell."""
-    def read_range_into(self, offset: int, len: int, address: int, capacity: int, *, direct: bool = False) -> int:
+    def read_range_into(
+        self, offset: int, len: int, address: int, capacity: int, *, direct: bool = False
+    ) -> int | None:
         """Reads ``len`` bytes of tensor data from absolute file offset
         ``offset`` into the ``capacity`` bytes of caller memory at ``address``
         (a staging buffer). Parallel, with the GIL released. With ``direct``,
         past the page cache where the system allows it (``address`` aligned to
         ``DIRECT_ALIGN``, ``capacity >= len + 2 * DIRECT_ALIGN``). Returns
-        where in the buffer the bytes begin."""
+        where in the buffer the bytes begin when they were read directly,
+        ``None`` when they were read through the page cache."""
     def read_slice_into(
         self, name: str, indices: Sequence[_Index], allocate: Callable[[int], tuple[_T, int]]
     ) -> tuple[_T, list[int]]:

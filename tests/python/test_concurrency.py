@@ -5,12 +5,16 @@ value read is checked."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
+import pytest
 import torch
 
 import ironsafe.numpy
@@ -104,3 +108,31 @@ def test_threads_save_load_and_slice_at_once(tmp_path: Path) -> None:
         k = int(f.metadata()["version"])
     assert k in written and k != 0
     assert read_whole_file(shared, 0) == k
+
+
+FORKED = """
+import os, sys
+import numpy as np
+import ironsafe.numpy
+
+path = sys.argv[1]
+expected = ironsafe.numpy.load_file(path, backend="pread")  # starts the read threads
+child = os.fork()
+if child == 0:
+    # The child has none of its parent's threads: its reads need threads of its own.
+    loaded = ironsafe.numpy.load_file(path, backend="pread")
+    os._exit(0 if all(np.array_equal(loaded[k], v) for k, v in expected.items()) else 3)
+_, status = os.waitpid(child, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_process_forked_after_a_load_loads_too(tmp_path: Path) -> None:
+    # A data-loader worker forked from a process that already loaded weights.
+    path = tmp_path / "model.safetensors"
+    tensors = {f"w{i}": np.arange(1 << 20, dtype=np.float32) + i for i in range(4)}  # 16 MiB
+    ironsafe.numpy.save_file(tensors, path)
+    env = {**os.environ, "IRONSAFE_THREADS": "4"}  # more than one thread, whatever the machine
+    done = subprocess.run([sys.executable, "-c", FORKED, str(path)], env=env, timeout=120, check=False)
+    assert done.returncode == 0

@@ -809,9 +809,13 @@ def test_cuda_load_of_a_cold_file_reads_past_the_page_cache(
 ) -> None:
     # A cold file is read with direct I/O into the ring, in whole aligned
     # blocks around each chunk: every byte still lands where it belongs, and
-    # the file stays out of the page cache.
-    monkeypatch.setattr(_cuda, "SLOT", 20_000)  # not a multiple of the alignment
-    tensors = {"big": sample("float32", (300_001,)), **{f"t{i}": sample("int8", (i * 97,), seed=i) for i in range(40)}}
+    # the file stays out of the page cache. Large enough (32 MB) that the
+    # readahead of reading its header cannot warm most of it.
+    monkeypatch.setattr(_cuda, "SLOT", 1_000_003)  # not a multiple of the alignment
+    tensors = {
+        "big": sample("float32", (8_000_001,)),
+        **{f"t{i}": sample("int8", (i * 97,), seed=i) for i in range(40)},
+    }
     path = tmp_path / "m.safetensors"
     ours.save_file(tensors, path)
     evict(path)

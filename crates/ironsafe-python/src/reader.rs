@@ -220,7 +220,9 @@ impl Reader {
     /// where the system allows it, in whole aligned blocks: `address` must
     /// then be a multiple of `DIRECT_ALIGN`, and `capacity` at least
     /// `len + 2 * DIRECT_ALIGN`. Returns where in the buffer the bytes begin
-    /// (0 unless they were read directly).
+    /// when they were read directly, `None` when they were read through the
+    /// page cache (asked to, or direct reads refused: the file system has
+    /// none, or the memory does not suit them).
     #[pyo3(signature = (offset, len, address, capacity, *, direct = false))]
     fn read_range_into(
         &self,
@@ -230,7 +232,7 @@ impl Reader {
         address: usize,
         capacity: usize,
         direct: bool,
-    ) -> PyResult<usize> {
+    ) -> PyResult<Option<usize>> {
         self.check_unchanged()?;
         let data = self.header.data_start()..self.file_len();
         if offset < data.start || offset.saturating_add(len) > data.end {
@@ -261,7 +263,7 @@ impl Reader {
                     // Refused (a file system without direct reads, or a
                     // buffer that does not suit them): read it the usual way.
                     Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {}
-                    result => return result,
+                    result => return result.map(Some),
                 }
             }
             let job = ReadJob {
@@ -269,7 +271,7 @@ impl Reader {
                 dest: &mut buf[..len],
             };
             read_parallel(&self.file, vec![job], default_threads())
-                .map(|()| 0)
+                .map(|()| None)
                 .map_err(|err| err.source)
         });
         read.map_err(|err| self.read_error(None, &err))

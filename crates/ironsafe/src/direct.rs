@@ -85,14 +85,15 @@ pub fn read_direct(
             (start + at as u64, piece, needed)
         })
         .collect();
-    let threads = crate::engine::threads_for(total as u64, threads).min(pieces.len());
     // Pieces are all of one size but the last: dealt in turn, they balance.
-    let count = threads.max(1);
+    let count = crate::engine::threads_for(total as u64, threads)
+        .min(pieces.len())
+        .max(1);
     let mut groups: Vec<Vec<_>> = (0..count).map(|_| Vec::new()).collect();
     for (index, piece) in pieces.into_iter().enumerate() {
         groups[index % count].push(piece);
     }
-    crate::engine::on_threads(groups, |group| {
+    crate::pool::on_threads(threads, groups, |group| {
         group
             .into_iter()
             .try_for_each(|(at, piece, needed)| read_blocks(direct, at, piece, needed))

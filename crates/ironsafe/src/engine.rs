@@ -3,12 +3,13 @@
 //! Loading a model is a handful of large reads (or, for adapters, thousands
 //! of tiny ones). One thread cannot keep up with the page cache or a fast
 //! disk, and every page of fresh memory costs a fault on first touch. So the
-//! reads are cut into chunks and dealt to a few threads in balanced groups:
-//! the copies and the faults run in parallel. Ranges close together (a
-//! column slice's short runs, small tensors side by side) are joined into
-//! one vectored request per chunk, the bytes between them read into a
-//! scratch buffer: measured here, a rank's column shard of a 2 GB model went
-//! from 0.57 s with one `pread` per run to 0.2 s.
+//! reads are cut into chunks and dealt to a few threads in balanced groups
+//! (the calling thread and workers kept for the life of the process,
+//! `crate::pool`): the copies and the faults run in parallel. Ranges close
+//! together (a column slice's short runs, small tensors side by side) are
+//! joined into one vectored request per chunk, the bytes between them read
+//! into a scratch buffer: measured here, a rank's column shard of a 2 GB
+//! model went from 0.57 s with one `pread` per run to 0.2 s.
 //!
 //! Destinations are not advised to use transparent huge pages: measured on
 //! the project's 2-core VM, first touch of 2 GB of huge-page memory took
@@ -29,12 +30,13 @@ const MAX_CHUNK: usize = 8 << 20;
 /// thread's hand-off) small next to the copy.
 const MIN_CHUNK: usize = 256 << 10;
 
-/// A read is spread over another thread only for each this many bytes:
-/// starting and joining a thread costs about what copying 200 KiB does, and
-/// measured here a 2 MiB slice still read faster on the calling thread alone
-/// (169 µs against 194 µs with two), while a 43 MB one took half the time
-/// with two. A tensor-parallel rank slices every tensor, one call each.
-const MIN_PER_THREAD: usize = 4 << 20;
+/// A read is spread over another thread only for each this many bytes (the
+/// source's bytes, gaps included: the kernel copies those too). Handing work
+/// to a pool's worker (`crate::pool`) costs a wake-up; measured here, rows
+/// of a matrix read into fresh memory in a fresh process took, with one
+/// thread and with two, 0.49 / 0.35 ms for 512 KiB, 0.67 / 0.52 ms for
+/// 1 MiB and 1.2 / 0.95 ms for 2 MiB (medians of 64 reads each).
+const MIN_PER_THREAD: usize = 512 << 10;
 
 /// Ranges this close together are read as one request, the gap into a
 /// scratch buffer: copying 32 KiB costs about what a system call does, and a
@@ -105,9 +107,8 @@ pub fn read_parallel<S: ByteSource + Sync + ?Sized>(
     threads: usize,
 ) -> Result<(), ReadError> {
     let total: usize = jobs.iter().map(|job| job.dest.len()).sum();
-    let threads = threads_for(total as u64, threads);
     // Four pieces a thread, so that one slow piece does not hold up the end.
-    let chunk = (total / (threads * 4)).clamp(MIN_CHUNK, MAX_CHUNK);
+    let chunk = (total / (threads_for(total as u64, threads) * 4)).clamp(MIN_CHUNK, MAX_CHUNK);
     run(source, pieces(jobs, chunk), threads)
 }
 
@@ -142,7 +143,7 @@ pub fn fill_page_cache(
         });
         at += span;
     }
-    run(file, pieces, threads_for(len, threads))?;
+    run(file, pieces, threads)?;
     Ok(true)
 }
 
@@ -165,43 +166,19 @@ pub(crate) fn threads_for(total: u64, threads: usize) -> usize {
     threads.min(worth).max(1)
 }
 
-/// Reads the pieces, in groups of about equal size, one group a thread.
+/// Reads the pieces, in groups of about equal size, one group a thread, on
+/// as many of `threads` as the bytes the kernel copies (gaps included) are
+/// worth.
 fn run<S: ByteSource + Sync + ?Sized>(
     source: &S,
     pieces: Vec<Piece<'_>>,
     threads: usize,
 ) -> Result<(), ReadError> {
     prefetch(source, &pieces);
-    on_threads(balanced_groups(pieces, threads), |group| {
+    let span = pieces.iter().map(|piece| piece.span).sum();
+    let groups = balanced_groups(pieces, threads_for(span, threads));
+    crate::pool::on_threads(threads, groups, |group| {
         group.into_iter().try_for_each(|piece| piece.read(source))
-    })
-}
-
-/// Runs `work` on each group, one thread a group, and returns the first
-/// failure once every thread is done. The calling thread works on the first
-/// group itself: one thread fewer to start for each call (a slice of each
-/// tensor is a call).
-pub(crate) fn on_threads<G: Send, E: Send>(
-    groups: Vec<G>,
-    work: impl Fn(G) -> Result<(), E> + Sync,
-) -> Result<(), E> {
-    let mut groups = groups.into_iter();
-    let Some(own) = groups.next() else {
-        return Ok(());
-    };
-    let work = &work;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = groups
-            .map(|group| scope.spawn(move || work(group)))
-            .collect();
-        let own = work(own);
-        // The scope joins every thread before returning, failed or not.
-        handles.into_iter().fold(own, |result, handle| {
-            let joined = handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            result.and(joined)
-        })
     })
 }
 

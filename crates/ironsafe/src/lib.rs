@@ -33,6 +33,7 @@ mod dtype;
 mod engine;
 mod error;
 mod header;
+mod pool;
 mod reader;
 mod slice;
 mod source;
