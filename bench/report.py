@@ -43,13 +43,14 @@ def _filesystem(directory: str) -> str:
 
 
 def _checkout() -> str:
-    """The commit of this checkout, and whether it has uncommitted changes."""
+    """The commit of this checkout, and whether it has uncommitted changes
+    (other than earlier results, which a run replaces)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         commit = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, check=True).stdout.strip()  # fmt: skip
-        status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--",
+                                 ".", ":!bench/results"], capture_output=True, text=True, check=True).stdout  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + (" with uncommitted changes" if status.strip() else "")

@@ -65,9 +65,10 @@ def save_file(
         tensor_dict: tensor names -> ``numpy.ndarray`` (see ``save``).
         filename: the path to write (``str`` or ``os.PathLike``).
         metadata: optional text-only ``str -> str`` entries for the header.
-        durable: make the file durable before returning: its data is
-            flushed to disk while it is written (overlapping the copy), and
-            the rename is synced too. Off by default, as in the reference.
+        durable: make the file durable before returning: its data goes
+            to disk while it is written (on Linux, with direct I/O, past the
+            page cache: a load right after reads from disk), and the rename
+            is synced too. Off by default, as in the reference.
 
     Example::
 

@@ -300,9 +300,10 @@ def save_file(
             sharing memory (see ``save_model`` for models with tied weights).
         filename: where to write.
         metadata: optional string -> string information stored in the header.
-        durable: make the file durable before returning: its data is
-            flushed to disk while it is written (overlapping the copy), and
-            the rename is synced too. Off by default, as in the reference.
+        durable: make the file durable before returning: its data goes
+            to disk while it is written (on Linux, with direct I/O, past the
+            page cache: a load right after reads from disk), and the rename
+            is synced too. Off by default, as in the reference.
 
     Example::
 

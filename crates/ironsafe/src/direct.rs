@@ -30,20 +30,25 @@ const PIECE: usize = 1 << 20;
 /// reaches the same file even if its path has since been replaced.
 pub fn open_direct(file: &File) -> Option<File> {
     #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
-            .ok()
-    }
+    return reopen_direct(file, std::fs::OpenOptions::new().read(true));
     #[cfg(not(target_os = "linux"))]
     {
         let _ = file;
         None
     }
+}
+
+/// Opens the file behind `file` once more with `options` and `O_DIRECT`
+/// (through `/proc/self/fd`: the same file even if its path was replaced),
+/// or `None` where the file system or the file's permissions refuse it.
+#[cfg(target_os = "linux")]
+pub(crate) fn reopen_direct(file: &File, options: &mut std::fs::OpenOptions) -> Option<File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    options
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .ok()
 }
 
 /// Reads the `len` bytes of `direct` (a file from [`open_direct`]) that

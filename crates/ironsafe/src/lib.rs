@@ -29,6 +29,8 @@
 
 mod atomic;
 mod direct;
+#[cfg(target_os = "linux")]
+mod direct_write;
 mod dtype;
 mod engine;
 mod error;

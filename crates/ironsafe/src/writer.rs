@@ -28,7 +28,9 @@ pub struct WriteOptions {
     /// 100,000,000, so that every reader accepts the file).
     pub max_header_size: usize,
     /// When writing to a path, flush the data to disk before the rename and
-    /// the rename itself after, so the file survives a power cut.
+    /// the rename itself after, so the file survives a power cut. On Linux
+    /// the data is written with direct I/O, past the page cache, where the
+    /// file system allows it.
     pub durable: bool,
 }
 
@@ -175,6 +177,10 @@ impl<S: AsRef<str>, V: View> Layout<S, V> {
     pub fn write_file(&self, path: impl AsRef<Path>, durable: bool) -> Result<()> {
         const BUFFER: usize = 1 << 20;
         atomic::write(path.as_ref(), durable, |file| {
+            #[cfg(target_os = "linux")]
+            if durable && crate::direct_write::write_direct(file, |out| self.write_to(out))? {
+                return Ok(());
+            }
             let sink = Writeback {
                 file,
                 durable,
@@ -189,7 +195,7 @@ impl<S: AsRef<str>, V: View> Layout<S, V> {
     }
 
     /// Writes the file's bytes to `out`.
-    pub fn write_to<W: Write>(&self, out: &mut W) -> Result<()> {
+    pub fn write_to<W: Write + ?Sized>(&self, out: &mut W) -> Result<()> {
         out.write_all(&self.header)?;
         for (name, view, len) in &self.tensors {
             let data = view.data();
@@ -210,9 +216,10 @@ impl<S: AsRef<str>, V: View> Layout<S, V> {
     }
 }
 
-/// A file written front to back. For a durable save it hands each written
-/// stretch to the disk as it goes, so that writing to the disk overlaps
-/// copying the next tensors instead of all waiting for the final `fsync`.
+/// A file written front to back. For a durable save without direct writes
+/// it hands each written stretch to the disk as it goes, so that writing to
+/// the disk overlaps copying the next tensors instead of all waiting for the
+/// final `fsync`.
 struct Writeback<'f> {
     file: &'f mut File,
     durable: bool,
