@@ -10,10 +10,14 @@ from __future__ import annotations
 import mmap
 from typing import Any, List, Tuple
 
-from ironsafe._ironsafe import Reader, SafetensorError
+from ironsafe._ironsafe import DIRECT_ALIGN, Reader, SafetensorError
 
 # numpy's threshold for asking for huge pages (4 MiB).
 _LARGE = 4 << 20
+
+# Tensors of a cold file at least this big are read past the page cache into
+# memory of their own; smaller ones are not worth their blocks' slack.
+_DIRECT_MIN = 1 << 20
 
 # What the reader says of a tensor: name, dtype code, shape, and its first
 # and one-past-last byte in the file.
@@ -158,15 +162,58 @@ def read_owned(reader: Reader, infos: list[Info], *, torch: bool) -> dict[str, A
     Each destination is allocated uninitialized and written once, in place.
     """
     allocate, typed = _owned_memory(torch)
-    raws = {}
-    jobs = []
-    for name, code, shape, begin, end in infos:
+    for _, code, _, _, _ in infos:
         (torch_dtype if torch else numpy_dtype)(code)  # unsupported dtypes fail before any I/O
-        raw, address = allocate(end - begin)
-        raws[name] = raw
-        jobs.append((name, address))
+    large = [info for info in infos if info[4] - info[3] >= _DIRECT_MIN]
+    cold = large and hasattr(mmap, "MAP_ANONYMOUS") and reader.is_cold()
+    raws = _read_cold(reader, large, torch) if cold else {}
+    jobs = []
+    for name, _, _, begin, end in infos:
+        if name not in raws:
+            raws[name], address = allocate(end - begin)
+            jobs.append((name, address))
     reader.read_into(jobs)
     return {name: typed(raws[name], code, shape) for name, code, shape, _, _ in infos}
+
+
+def _read_cold(reader: Reader, infos: list[Info], torch: bool) -> dict[str, Any]:
+    """Reads the tensors of ``infos`` (of a cold file) past the page cache:
+    each into anonymous memory of its own, in the whole aligned blocks around
+    it, and returns their bytes (a torch ``uint8`` tensor or numpy array
+    starting at the tensor's first byte). The page cache would only add a
+    copy, into fresh memory it has to find first."""
+    import ctypes
+
+    blocks = []
+    jobs = []
+    placed = []
+    for info in infos:
+        name, _, _, begin, end = info
+        capacity = end - begin + 2 * DIRECT_ALIGN
+        try:
+            block = mmap.mmap(-1, capacity, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except OSError:  # no room: the usual allocation fails the framework's way
+            continue
+        placed.append(info)
+        view = ctypes.c_char.from_buffer(block)
+        jobs.append((name, ctypes.addressof(view), capacity))
+        del view  # the address stays valid while the map lives
+        blocks.append(block)
+    shifts = reader.read_aligned_into(jobs)
+    if torch:
+        import torch as _torch
+
+        frombuffer = _torch.frombuffer
+        dtype: Any = _torch.uint8
+    else:
+        import numpy as np
+
+        frombuffer = np.frombuffer
+        dtype = np.uint8
+    return {
+        name: frombuffer(block, dtype=dtype, count=end - begin, offset=shift)
+        for (name, _, _, begin, end), block, shift in zip(placed, blocks, shifts)
+    }
 
 
 def read_slice(reader: Reader, name: str, indices: list[Any], code: str, *, torch: bool) -> Any:

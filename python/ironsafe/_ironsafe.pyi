@@ -113,6 +113,11 @@ class Reader:
         ``DIRECT_ALIGN``, ``capacity >= len + 2 * DIRECT_ALIGN``). Returns
         where in the buffer the bytes begin when they were read directly,
         ``None`` when they were read through the page cache."""
+    def read_aligned_into(self, jobs: Sequence[tuple[str, int, int]]) -> list[int]:
+        """Reads whole tensors of a cold file into ``(name, address, capacity)``
+        buffers aligned to ``DIRECT_ALIGN``, each at least the tensor's length
+        plus ``2 * DIRECT_ALIGN``: past the page cache where the system allows
+        it. Returns where in each buffer its tensor begins."""
     def read_slice_into(
         self, name: str, indices: Sequence[_Index], allocate: Callable[[int], tuple[_T, int]]
     ) -> tuple[_T, list[int]]:

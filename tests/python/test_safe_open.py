@@ -21,6 +21,7 @@ import torch
 
 import ironsafe
 import ironsafe.numpy
+import ironsafe.torch
 from oracle import outcome
 from ironsafe import SafetensorError, safe_open
 
@@ -623,6 +624,64 @@ def test_staging_reads_land_at_the_shift_they_return(
             at = shift or 0
             assert buffer[at : at + length].tobytes() == data[offset : offset + length]
     assert not Reader(path).is_cold()  # read through the page cache above
+
+
+def test_owned_loads_of_a_cold_file_read_past_the_page_cache(
+    tmp_path: Path, rng: np.random.Generator, evict: Callable[[Path], None]
+) -> None:
+    # Large tensors of a cold file are read directly into memory of their
+    # own; small ones the usual way. Offsets of every alignment, and the
+    # bytes must be the reference's.
+    import safetensors.numpy
+    import safetensors.torch
+
+    arrays = {
+        "odd": rng.integers(0, 256, 4093, dtype=np.uint8),
+        "big": rng.standard_normal((700, 1000)).astype(np.float32),
+        "small": np.arange(77, dtype=np.int16),
+        "bigger": rng.integers(-100, 100, (3, 1 << 19), dtype=np.int8),
+        "last": rng.standard_normal(300_001).astype(np.float64),
+    }
+    path = tmp_path / "cold.safetensors"
+    ironsafe.numpy.save_file(arrays, path)
+    expected_np = safetensors.numpy.load_file(path)
+    expected_pt = safetensors.torch.load_file(path)
+    for load in (
+        lambda: ironsafe.numpy.load_file(path),
+        lambda: ironsafe.numpy.load_file(path, backend="pread"),
+        lambda: ironsafe.torch.load_file(path, backend="pread"),
+    ):
+        evict(path)
+        assert ironsafe._ironsafe.Reader(path).is_cold(), "the file must start cold"
+        loaded = load()
+        assert ironsafe._ironsafe.Reader(path).is_cold(), "read past the page cache"
+        for name, array in loaded.items():
+            if isinstance(array, torch.Tensor):
+                assert torch.equal(array, expected_pt[name]), name
+                # Memory of its own: saving the result sees no shared tensors.
+                assert array.untyped_storage().nbytes() == array.nbytes
+            else:
+                np.testing.assert_array_equal(array, expected_np[name], err_msg=name)
+                assert array.flags.writeable
+        if isinstance(loaded["big"], torch.Tensor):
+            ironsafe.torch.save_file(loaded, tmp_path / "again.safetensors")
+            assert (tmp_path / "again.safetensors").read_bytes() == path.read_bytes()
+
+
+def test_aligned_reads_refuse_buffers_without_room_for_the_blocks(small_file: Path) -> None:
+    from ironsafe._ironsafe import DIRECT_ALIGN, Reader
+
+    reader = Reader(small_file)
+    name, _, _, begin, end = reader.infos()[0]
+    block = mmap.mmap(-1, 4 * DIRECT_ALIGN)
+    address = np.frombuffer(block, np.uint8).ctypes.data
+    with pytest.raises(ValueError, match=f"cannot hold tensor {name}"):
+        reader.read_aligned_into([(name, address, end - begin + DIRECT_ALIGN)])
+    with pytest.raises(SafetensorError, match="File does not contain tensor nope"):
+        reader.read_aligned_into([("nope", address, 4 * DIRECT_ALIGN)])
+    [shift] = reader.read_aligned_into([(name, address, 4 * DIRECT_ALIGN)])
+    assert shift == begin % DIRECT_ALIGN
+    assert bytes(block[shift : shift + end - begin]) == small_file.read_bytes()[begin:end]
 
 
 def test_staging_reads_refuse_ranges_and_buffers_that_do_not_fit(small_file: Path) -> None:

@@ -6,13 +6,14 @@
 //! slices) with the GIL released.
 
 use std::fs::File;
+use std::io;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use ironsafe::{
-    FileStamp, Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions, SliceIndex, TensorInfo,
-    default_threads, direct_threads, fill_page_cache, mostly_cached, open_direct, read_direct,
-    read_parallel,
+    DIRECT_ALIGN, DirectJob, FileStamp, Header, MAX_HEADER_SIZE, Metadata, ReadJob, ReadOptions,
+    SliceIndex, TensorInfo, default_threads, direct_threads, fill_page_cache, mostly_cached,
+    open_direct, read_direct, read_direct_many, read_parallel,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -201,6 +202,81 @@ impl Reader {
             .collect();
         py.detach(|| read_parallel(&self.file, reads, default_threads()))
             .map_err(|err| self.read_error(Some(&jobs[err.job].0), &err.source))
+    }
+
+    /// Reads whole tensors of a cold file into memory the caller allocated
+    /// for direct reads: `jobs` pairs a tensor name with the address of a
+    /// buffer aligned to `DIRECT_ALIGN` and its capacity, at least the
+    /// tensor's byte length plus `2 * DIRECT_ALIGN`. Each tensor lands at
+    /// its offset in the file modulo `DIRECT_ALIGN`, which is returned: read
+    /// past the page cache in whole blocks where the system allows it, else
+    /// through it to the same place. All reads run in parallel with the GIL
+    /// released.
+    fn read_aligned_into(
+        &self,
+        py: Python<'_>,
+        jobs: Vec<(String, usize, usize)>,
+    ) -> PyResult<Vec<usize>> {
+        self.check_unchanged()?;
+        let mut ranges = Vec::with_capacity(jobs.len());
+        let mut dests = Vec::with_capacity(jobs.len());
+        for (name, address, capacity) in &jobs {
+            let info = self.get(name)?;
+            let (offset, len) = (
+                (self.header.data_start() + info.data_offsets.0) as u64,
+                info.byte_len(),
+            );
+            let needed = len + 2 * DIRECT_ALIGN;
+            if *capacity < needed {
+                return Err(PyValueError::new_err(format!(
+                    "a buffer of {capacity} bytes cannot hold tensor {name} for a direct read ({needed})"
+                )));
+            }
+            ranges.push((offset, len));
+            dests.push(RawDest {
+                address: *address,
+                len: *capacity,
+            });
+        }
+        let shifts: Vec<usize> = ranges
+            .iter()
+            .map(|(offset, _)| (offset % DIRECT_ALIGN as u64) as usize)
+            .collect();
+        let result = py.detach(|| {
+            let mut bufs = dest_slices(&mut dests)
+                .map_err(|err| (None, io::Error::new(io::ErrorKind::InvalidInput, err)))?;
+            if let Some(file) = self.direct_file() {
+                let jobs = ranges
+                    .iter()
+                    .zip(bufs)
+                    .map(|(&(offset, len), buf)| DirectJob { offset, len, buf })
+                    .collect();
+                match read_direct_many(file, jobs, direct_threads()) {
+                    // Refused (a file system without direct reads, or memory
+                    // that does not suit them): read the usual way.
+                    Err(err) if err.source.kind() == io::ErrorKind::InvalidInput => {}
+                    result => return result.map(drop).map_err(|err| (Some(err.job), err.source)),
+                }
+                bufs = dest_slices(&mut dests)
+                    .map_err(|err| (None, io::Error::new(io::ErrorKind::InvalidInput, err)))?;
+            }
+            let reads = ranges
+                .iter()
+                .zip(&shifts)
+                .zip(bufs)
+                .map(|((&(offset, len), &shift), buf)| ReadJob {
+                    offset,
+                    dest: &mut buf[shift..shift + len],
+                })
+                .collect();
+            read_parallel(&self.file, reads, default_threads())
+                .map_err(|err| (Some(err.job), err.source))
+        });
+        match result {
+            Ok(()) => Ok(shifts),
+            Err((None, err)) => Err(PyValueError::new_err(err.to_string())),
+            Err((Some(job), err)) => Err(self.read_error(Some(&jobs[job].0), &err)),
+        }
     }
 
     /// Whether most of the tensor data is out of the page cache (a sample of

@@ -17,6 +17,8 @@
 use std::fs::File;
 use std::io;
 
+use crate::engine::{ReadError, threads_for};
+
 /// The alignment of direct reads: of the buffer's address, and of the
 /// blocks read around a range.
 pub const DIRECT_ALIGN: usize = 4096;
@@ -66,44 +68,72 @@ pub fn read_direct(
     buf: &mut [u8],
     threads: usize,
 ) -> io::Result<usize> {
-    let shift = (offset % DIRECT_ALIGN as u64) as usize; // below the alignment: it fits
-    let wanted = shift + len;
-    let total = wanted.next_multiple_of(DIRECT_ALIGN);
-    if buf.as_ptr().addr() % DIRECT_ALIGN != 0 || buf.len() < total {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "a direct read of {len} bytes needs a buffer aligned to {DIRECT_ALIGN} bytes and \
-                 holding {total}"
-            ),
-        ));
-    }
-    let start = offset - shift as u64;
-    // Each piece: its file offset, its buffer, and how much of it must be
-    // file data (the last block may run past the end of the file).
-    let pieces: Vec<(u64, &mut [u8], usize)> = buf[..total]
-        .chunks_mut(PIECE)
-        .enumerate()
-        .map(|(index, piece)| {
+    let job = DirectJob { offset, len, buf };
+    read_direct_many(direct, vec![job], threads)
+        .map(|shifts| shifts[0])
+        .map_err(|err| err.source)
+}
+
+/// One range of a file to read directly, into a buffer of its own that
+/// meets [`read_direct`]'s terms.
+#[derive(Debug)]
+pub struct DirectJob<'a> {
+    /// Where the range starts in the file.
+    pub offset: u64,
+    /// The range's length.
+    pub len: usize,
+    /// Where it goes: aligned, with room for the blocks around the range.
+    pub buf: &'a mut [u8],
+}
+
+/// Reads every job's range as [`read_direct`] does, all at once: the
+/// requests of every job are dealt to the threads together, so that many
+/// tensors keep the disk as busy as one large one. Returns each job's shift
+/// (where in its buffer the range begins), or the first failure and its job.
+pub fn read_direct_many(
+    direct: &File,
+    jobs: Vec<DirectJob<'_>>,
+    threads: usize,
+) -> Result<Vec<usize>, ReadError> {
+    let mut shifts = Vec::with_capacity(jobs.len());
+    // Each piece: its job, its file offset, its buffer, and how much of it
+    // must be file data (the last block may run past the end of the file).
+    let mut pieces: Vec<(usize, u64, &mut [u8], usize)> = Vec::new();
+    for (job, DirectJob { offset, len, buf }) in jobs.into_iter().enumerate() {
+        let shift = (offset % DIRECT_ALIGN as u64) as usize; // below the alignment: it fits
+        let wanted = shift + len;
+        let total = wanted.next_multiple_of(DIRECT_ALIGN);
+        if buf.as_ptr().addr() % DIRECT_ALIGN != 0 || buf.len() < total {
+            let source = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a direct read of {len} bytes needs a buffer aligned to {DIRECT_ALIGN} bytes \
+                     and holding {total}"
+                ),
+            );
+            return Err(ReadError { job, source });
+        }
+        let start = offset - shift as u64;
+        for (index, piece) in buf[..total].chunks_mut(PIECE).enumerate() {
             let at = index * PIECE;
             let needed = wanted.saturating_sub(at).min(piece.len());
-            (start + at as u64, piece, needed)
-        })
-        .collect();
-    // Pieces are all of one size but the last: dealt in turn, they balance.
-    let count = crate::engine::threads_for(total as u64, threads)
-        .min(pieces.len())
-        .max(1);
+            pieces.push((job, start + at as u64, piece, needed));
+        }
+        shifts.push(shift);
+    }
+    let total: usize = pieces.iter().map(|(_, _, piece, _)| piece.len()).sum();
+    // Pieces are all of one size but each job's last: dealt in turn, they balance.
+    let count = threads_for(total as u64, threads).min(pieces.len()).max(1);
     let mut groups: Vec<Vec<_>> = (0..count).map(|_| Vec::new()).collect();
     for (index, piece) in pieces.into_iter().enumerate() {
         groups[index % count].push(piece);
     }
     crate::pool::on_threads(threads, groups, |group| {
-        group
-            .into_iter()
-            .try_for_each(|(at, piece, needed)| read_blocks(direct, at, piece, needed))
+        group.into_iter().try_for_each(|(job, at, piece, needed)| {
+            read_blocks(direct, at, piece, needed).map_err(|source| ReadError { job, source })
+        })
     })?;
-    Ok(shift)
+    Ok(shifts)
 }
 
 /// Fills `buf` from `offset` until at least `needed` bytes are in: direct
@@ -182,6 +212,63 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn many_ranges_at_once_land_in_their_own_buffers_or_name_the_failed_one() {
+        let (file, data) = file_of(3 * PIECE + 777);
+        let Some(direct) = open_direct(file.as_file()) else {
+            return;
+        };
+        let ranges = [
+            (5u64, PIECE + 3),
+            (4096, 10),
+            (2 * PIECE as u64 + 1, PIECE + 700),
+            (0, 1),
+        ];
+        let mut backings: Vec<_> = ranges
+            .iter()
+            .map(|&(_, len)| aligned(len + 2 * DIRECT_ALIGN))
+            .collect();
+        let jobs = ranges
+            .iter()
+            .zip(&mut backings)
+            .map(|(&(offset, len), (backing, skip))| DirectJob {
+                offset,
+                len,
+                buf: &mut backing[*skip..],
+            })
+            .collect();
+        let shifts = match read_direct_many(&direct, jobs, 3) {
+            Err(err) if err.source.raw_os_error() == Some(libc::EINVAL) => return,
+            result => result.unwrap(),
+        };
+        for ((&(offset, len), (backing, skip)), shift) in ranges.iter().zip(&backings).zip(shifts) {
+            let start = offset as usize;
+            assert!(
+                backing[skip + shift..skip + shift + len] == data[start..start + len],
+                "{offset}"
+            );
+        }
+        // The second range runs past the end of the file.
+        let (mut first, mut second) = (aligned(3 * DIRECT_ALIGN), aligned(3 * DIRECT_ALIGN));
+        let jobs = vec![
+            DirectJob {
+                offset: 0,
+                len: 100,
+                buf: &mut first.0[first.1..],
+            },
+            DirectJob {
+                offset: data.len() as u64 - 10,
+                len: 20,
+                buf: &mut second.0[second.1..],
+            },
+        ];
+        let err = read_direct_many(&direct, jobs, 2).unwrap_err();
+        assert_eq!(
+            (err.job, err.source.kind()),
+            (1, io::ErrorKind::UnexpectedEof)
+        );
     }
 
     #[test]

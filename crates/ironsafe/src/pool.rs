@@ -27,7 +27,12 @@ pub(crate) fn on_threads<G: Send, E: Send>(
     let Some(own) = groups.next() else {
         return Ok(());
     };
-    let Some(pool) = pool(threads.saturating_sub(1)).filter(|_| groups.len() > 0) else {
+    let workers = if groups.len() == 0 {
+        None
+    } else {
+        pool(threads.saturating_sub(1))
+    };
+    let Some(pool) = workers else {
         // One group, or no workers to be had: the calling thread reads it all.
         return std::iter::once(own).chain(groups).try_for_each(work);
     };
