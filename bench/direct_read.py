@@ -17,6 +17,8 @@ import statistics
 import sys
 import time
 
+import pagecache
+
 from ironsafe._ironsafe import DIRECT_ALIGN, Reader
 
 CHUNK = 64 << 20
@@ -30,9 +32,7 @@ def main(path: str, rounds: int) -> None:
     seconds: dict[bool, list[float]] = {False: [], True: []}
     for number in range(rounds):
         for direct in (False, True) if number % 2 == 0 else (True, False):
-            fd = os.open(path, os.O_RDONLY)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            os.close(fd)
+            pagecache.evict(path)
             time.sleep(0.5)
             reader = Reader(path)
             first = reader.infos()[0][3]

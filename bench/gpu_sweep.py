@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any, Callable, Optional
 
+import pagecache
 import torch
 
 import ironsafe._cuda as staging
@@ -80,10 +81,7 @@ def main(path: str) -> None:
         return
 
     def evict() -> None:
-        fd = os.open(path, os.O_RDONLY)
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
+        pagecache.evict(path)
 
     def announced() -> Any:
         fd = os.open(path, os.O_RDONLY)

@@ -679,6 +679,8 @@ def test_aligned_reads_refuse_buffers_without_room_for_the_blocks(small_file: Pa
         reader.read_aligned_into([(name, address, end - begin + DIRECT_ALIGN)])
     with pytest.raises(SafetensorError, match="File does not contain tensor nope"):
         reader.read_aligned_into([("nope", address, 4 * DIRECT_ALIGN)])
+    with pytest.raises(ValueError, match="invalid destination address"):
+        reader.read_aligned_into([(name, 0, 4 * DIRECT_ALIGN)])
     [shift] = reader.read_aligned_into([(name, address, 4 * DIRECT_ALIGN)])
     assert shift == begin % DIRECT_ALIGN
     assert bytes(block[shift : shift + end - begin]) == small_file.read_bytes()[begin:end]

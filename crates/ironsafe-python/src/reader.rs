@@ -242,23 +242,24 @@ impl Reader {
             .iter()
             .map(|(offset, _)| (offset % DIRECT_ALIGN as u64) as usize)
             .collect();
-        let result = py.detach(|| {
-            let mut bufs = dest_slices(&mut dests)
-                .map_err(|err| (None, io::Error::new(io::ErrorKind::InvalidInput, err)))?;
+        let mut bufs = dest_slices(&mut dests).map_err(PyValueError::new_err)?;
+        let read = py.detach(|| {
             if let Some(file) = self.direct_file() {
                 let jobs = ranges
                     .iter()
-                    .zip(bufs)
-                    .map(|(&(offset, len), buf)| DirectJob { offset, len, buf })
+                    .zip(&mut bufs)
+                    .map(|(&(offset, len), buf)| DirectJob {
+                        offset,
+                        len,
+                        buf: &mut buf[..],
+                    })
                     .collect();
                 match read_direct_many(file, jobs, direct_threads()) {
                     // Refused (a file system without direct reads, or memory
                     // that does not suit them): read the usual way.
                     Err(err) if err.source.kind() == io::ErrorKind::InvalidInput => {}
-                    result => return result.map(drop).map_err(|err| (Some(err.job), err.source)),
+                    result => return result.map(drop),
                 }
-                bufs = dest_slices(&mut dests)
-                    .map_err(|err| (None, io::Error::new(io::ErrorKind::InvalidInput, err)))?;
             }
             let reads = ranges
                 .iter()
@@ -270,13 +271,9 @@ impl Reader {
                 })
                 .collect();
             read_parallel(&self.file, reads, default_threads())
-                .map_err(|err| (Some(err.job), err.source))
         });
-        match result {
-            Ok(()) => Ok(shifts),
-            Err((None, err)) => Err(PyValueError::new_err(err.to_string())),
-            Err((Some(job), err)) => Err(self.read_error(Some(&jobs[job].0), &err)),
-        }
+        read.map_err(|err| self.read_error(Some(&jobs[err.job].0), &err.source))?;
+        Ok(shifts)
     }
 
     /// Whether most of the tensor data is out of the page cache (a sample of
