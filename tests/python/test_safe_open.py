@@ -684,6 +684,10 @@ def test_aligned_reads_refuse_buffers_without_room_for_the_blocks(small_file: Pa
     [shift] = reader.read_aligned_into([(name, address, 4 * DIRECT_ALIGN)])
     assert shift == begin % DIRECT_ALIGN
     assert bytes(block[shift : shift + end - begin]) == small_file.read_bytes()[begin:end]
+    # A file cut short since it was opened: an error naming it.
+    os.truncate(small_file, reader.file_len - 2)
+    with pytest.raises(SafetensorError, match=small_file.name):
+        reader.read_aligned_into([(name, address, 4 * DIRECT_ALIGN)])
 
 
 def test_staging_reads_refuse_ranges_and_buffers_that_do_not_fit(small_file: Path) -> None:
