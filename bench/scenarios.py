@@ -211,23 +211,28 @@ def _slice(lib: str, name: str, path: str, axis: int, framework: str = "pt", **o
 def tp(config: Config) -> Scenario:
     """6. Tensor-parallel rank 0 of 4: the first quarter of the rows, and
     separately of the columns, of every matrix, via get_slice: views, owned
-    contiguous tensors, and numpy."""
+    contiguous tensors, and numpy. Owned tensors are compared on the same
+    path (both with backend="pread"), and against the reference's views
+    copied by torch (``.clone()``)."""
     llama, llama16 = _llama(config), _llama(config, "F16")
     jobs: Dict[str, Dict[str, Any]] = {}
     rows: List[Row] = []
     for axis, part in ((0, "rows"), (1, "columns")):
         jobs[f"ref_view{axis}"] = _slice(REFERENCE, "safetensors get_slice", llama.path, axis)
         jobs[f"iron_view{axis}"] = _slice("ironsafe", "ironsafe get_slice", llama.path, axis)
-        jobs[f"ref_own{axis}"] = _slice(REFERENCE, "safetensors get_slice + .clone()", llama.path, axis, copy=True)
+        jobs[f"ref_own{axis}"] = _slice(REFERENCE, "safetensors get_slice(pread)", llama.path, axis, backend="pread")
+        jobs[f"ref_clone{axis}"] = _slice(REFERENCE, "safetensors get_slice + .clone()", llama.path, axis, copy=True)
         jobs[f"iron_own{axis}"] = _slice("ironsafe", "ironsafe get_slice(pread)", llama.path, axis, backend="pread")
         jobs[f"ref_np{axis}"] = _slice(REFERENCE, "safetensors get_slice (np)", llama16.path, axis, framework="np")
         jobs[f"iron_np{axis}"] = _slice("ironsafe", "ironsafe get_slice (np)", llama16.path, axis, framework="np")
         rows += [
             Row(f"TP rank 0/4 {part}: views", f"ref_view{axis}", f"iron_view{axis}", Target(1.0)),
-            Row(f"TP rank 0/4 {part}: owned", f"ref_own{axis}", f"iron_own{axis}", Target(2.0),
-                note="reference: mmap slice + .clone() (.contiguous() leaves a row slice a view); "
-                     "ironsafe: backend=\"pread\", which reads only the slice"),
-            Row(f"TP rank 0/4 {part}: numpy", f"ref_np{axis}", f"iron_np{axis}",
+            Row(f"TP rank 0/4 {part}: owned (pread)", f"ref_own{axis}", f"iron_own{axis}", Target(2.0),
+                note="both with backend=\"pread\": owned contiguous tensors"),
+            Row(f"TP rank 0/4 {part}: owned vs views + .clone()", f"ref_clone{axis}", f"iron_own{axis}",
+                note="reference: a view of its map, copied by torch (.clone(): .contiguous() leaves a row "
+                     "slice a view); ironsafe: backend=\"pread\", which reads only the slice"),
+            Row(f"TP rank 0/4 {part}: numpy", f"ref_np{axis}", f"iron_np{axis}", Target(2.0),
                 note="the F16 copy of the LLM file: the reference's numpy has no bfloat16"),
         ]  # fmt: skip
     return Scenario("tp", jobs, rows, files=[llama, llama16])

@@ -380,6 +380,7 @@ def measure(job: Dict[str, Any]) -> Dict[str, Any]:
 
     action = ACTIONS[job["action"]](job)
     resident = _prepare_cache(job)
+    _settle()
     peak_reset = _reset_peak()
     base = _rss()
     start = time.perf_counter()
@@ -397,6 +398,20 @@ def measure(job: Dict[str, Any]) -> Dict[str, Any]:
     if action.cleanup is not None:
         action.cleanup()
     return report
+
+
+def _settle(limit: float = 2.0) -> None:
+    """Waits, at most ``limit`` seconds, until this process is idle. Threads
+    that libraries start at import can keep a core busy for a while after
+    (numpy's OpenBLAS workers spin about 50 ms here), and on a 2-core
+    machine they would compete with the step's own threads: the step is
+    timed alone."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        busy = time.process_time()  # every thread of the process
+        time.sleep(0.05)
+        if time.process_time() - busy < 0.002:
+            return
 
 
 # --- other jobs -------------------------------------------------------------------------

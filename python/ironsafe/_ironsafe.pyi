@@ -119,11 +119,18 @@ class Reader:
         plus ``2 * DIRECT_ALIGN``: past the page cache where the system allows
         it. Returns where in each buffer its tensor begins."""
     def read_slice_into(
-        self, name: str, indices: Sequence[_Index], allocate: Callable[[int], tuple[_T, int]]
+        self,
+        name: str,
+        indices: Sequence[_Index],
+        allocate: Callable[[int], tuple[_T, int]],
+        *,
+        mapped: bool = False,
     ) -> tuple[_T, list[int]]:
         """Reads the part of a tensor that ``indices`` select into the buffer
         ``allocate(nbytes)`` returns with its address; returns the buffer and
-        the slice's shape."""
+        the slice's shape. ``mapped``: a slice of many runs is gathered from a
+        map of the file (the mmap backend's hazards) instead of read with
+        ``preadv``, which copies the bytes between the runs too."""
 
 class _TensorDict(TypedDict):
     shape: list[int]

@@ -248,7 +248,9 @@ class safe_open:  # noqa: N801 - the reference's name
         plan = _indexing.normalize(key, shape)
         if plan.flips and self._framework == "pytorch":
             raise ValueError("step must be greater than zero")  # as torch indexing says
-        part = _convert.read_slice(reader, name, plan.indices, code, torch=self._framework == "pytorch")
+        part = _convert.read_slice(
+            reader, name, plan.indices, code, torch=self._framework == "pytorch", mapped=self._backend == "mmap"
+        )
         if self._framework == "pytorch":
             for axis in plan.new_axes:
                 part = part.unsqueeze(axis)
