@@ -362,8 +362,9 @@ impl Reader {
     /// With `mapped` (the mmap backend), a slice of many runs is copied from
     /// a map of the file: `preadv` would copy the bytes between the runs as
     /// well (three quarters of a column shard's span). Measured on the
-    /// project's 2-core VM, a rank's column shard of every matrix of a 2 GB
-    /// file took 245-316 ms this way against 364-388 ms with `preadv`. A map
+    /// project's 2-core VM, numpy's column shards (rank 0 of 4) of every
+    /// matrix of a 2 GB file took 325-350 ms this way against 380-397 ms with
+    /// `preadv`, six fresh processes each, alternating. A map
     /// carries the mmap backend's hazard (a file cut short while it is copied
     /// faults); `check_unchanged` above narrows it as it does for views.
     #[pyo3(signature = (name, indices, allocate, *, mapped = false))]
