@@ -218,7 +218,9 @@ def _read_cold(reader: Reader, infos: list[Info], torch: bool) -> dict[str, Any]
 
 def read_slice(reader: Reader, name: str, indices: list[Any], code: str, *, torch: bool, mapped: bool = False) -> Any:
     """Reads the part of tensor ``name`` that ``indices`` select into fresh
-    memory of its own (a torch tensor or numpy array), runs in parallel."""
+    memory of its own (a torch tensor or numpy array), runs in parallel.
+    ``mapped`` (the mmap backend): a slice of many runs is copied from a map
+    of the file rather than read with ``preadv`` (see ``Reader.read_slice_into``)."""
     allocate, typed = _owned_memory(torch)
     (torch_dtype if torch else numpy_dtype)(code)  # unsupported dtypes fail before any I/O
     raw, shape = reader.read_slice_into(name, indices, allocate, mapped=mapped)
