@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use ironsafe::{
     DIRECT_ALIGN, DirectJob, FileStamp, Header, MAX_HEADER_SIZE, Metadata, Mmap, ReadJob,
-    ReadOptions, SliceIndex, TensorInfo, default_threads, direct_threads, fill_page_cache,
-    mostly_cached, open_direct, read_direct, read_direct_many, read_parallel,
+    ReadOptions, SliceIndex, TensorInfo, default_threads, direct_shift, direct_threads,
+    fill_page_cache, mostly_cached, open_direct, read_direct, read_direct_many, read_parallel,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -244,7 +244,7 @@ impl Reader {
         }
         let shifts: Vec<usize> = ranges
             .iter()
-            .map(|(offset, _)| (offset % DIRECT_ALIGN as u64) as usize)
+            .map(|&(offset, _)| direct_shift(offset))
             .collect();
         let mut bufs = dest_slices(&mut dests).map_err(PyValueError::new_err)?;
         let read = py.detach(|| {

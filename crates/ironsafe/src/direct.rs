@@ -74,6 +74,12 @@ pub fn read_direct(
         .map_err(|err| err.source)
 }
 
+/// Where in a direct read's buffer the byte at file offset `offset` lands:
+/// reads start at the aligned block that holds it.
+pub fn direct_shift(offset: u64) -> usize {
+    (offset % DIRECT_ALIGN as u64) as usize // below the alignment: it fits
+}
+
 /// One range of a file to read directly, into a buffer of its own that
 /// meets [`read_direct`]'s terms.
 #[derive(Debug)]
@@ -100,7 +106,7 @@ pub fn read_direct_many(
     // must be file data (the last block may run past the end of the file).
     let mut pieces: Vec<(usize, u64, &mut [u8], usize)> = Vec::new();
     for (job, DirectJob { offset, len, buf }) in jobs.into_iter().enumerate() {
-        let shift = (offset % DIRECT_ALIGN as u64) as usize; // below the alignment: it fits
+        let shift = direct_shift(offset);
         let wanted = shift + len;
         let total = wanted.next_multiple_of(DIRECT_ALIGN);
         if buf.as_ptr().addr() % DIRECT_ALIGN != 0 || buf.len() < total {

@@ -46,7 +46,9 @@ mod tensor;
 mod writer;
 
 pub use atomic::{TEMP_MARKER, write as write_atomic};
-pub use direct::{DIRECT_ALIGN, DirectJob, open_direct, read_direct, read_direct_many};
+pub use direct::{
+    DIRECT_ALIGN, DirectJob, direct_shift, open_direct, read_direct, read_direct_many,
+};
 pub use dtype::{Dtype, UnknownDtype};
 pub use engine::{
     ReadError, ReadJob, default_threads, direct_threads, fill_page_cache, mostly_cached,
