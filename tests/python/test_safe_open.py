@@ -9,6 +9,8 @@ import json
 import mmap
 import os
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -596,6 +598,55 @@ def test_read_into_refuses_overlapping_or_null_destinations(small_file: Path) ->
     with pytest.raises(ironsafe.SafetensorError, match="File does not contain tensor nope"):
         reader.read_into([("nope", address)])
     assert not buffer.any(), "nothing may be written when a job is refused"
+
+
+FRESH_LOADS = """
+import sys
+import numpy as np
+import safetensors.numpy
+import ironsafe.numpy, ironsafe.torch
+from ironsafe import safe_open
+
+path = sys.argv[1]
+expected = safetensors.numpy.load_file(path)
+loaded = {"np": ironsafe.numpy.load_file(path), "np pread": ironsafe.numpy.load_file(path, backend="pread")}
+loaded["pt pread"] = {k: v.numpy() for k, v in ironsafe.torch.load_file(path, backend="pread").items()}
+for framework, backend in [("np", "mmap"), ("np", "pread"), ("pt", "pread")]:
+    with safe_open(path, framework, backend=backend) as f:
+        for key in ("rows", "columns"):
+            loaded[f"{framework} {backend} {key}"] = {
+                name: np.asarray(f.get_slice(name)[:700] if key == "rows" else f.get_slice(name)[:, 3:650])
+                for name in ("big", "wide")
+            }
+bad = [
+    f"{how}: {name}"
+    for how, arrays in loaded.items()
+    for name, array in arrays.items()
+    if not np.array_equal(array, expected[name][:700] if "rows" in how else expected[name][:, 3:650] if "columns" in how else expected[name])
+]
+print("\\n".join(bad))
+sys.exit(1 if bad else 0)
+"""
+
+
+@pytest.mark.parametrize("userfaultfd", ["1", "0"])
+def test_owned_loads_place_fresh_pages_or_read_them(userfaultfd: str, write_file: WriteFile, rng: np.random.Generator) -> None:
+    # Owned loads and slices place the whole pages of fresh memory from a
+    # window buffer (userfaultfd) where the system allows it, and read the
+    # partial pages at the edges; IRONSAFE_USERFAULTFD=0 reads everything.
+    # Either way: the reference's bytes, at offsets and lengths of every
+    # alignment.
+    path = write_file({
+        "odd": rng.integers(0, 256, 4093, dtype=np.uint8),
+        "big": rng.standard_normal((1500, 1001)).astype(np.float32),
+        "wide": rng.integers(-(2**15), 2**15, (900, 4099), dtype=np.int16),
+        "tail": rng.integers(0, 256, 3, dtype=np.uint8),
+    })  # fmt: skip
+    env = {**os.environ, "IRONSAFE_USERFAULTFD": userfaultfd, "IRONSAFE_THREADS": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_LOADS, str(path)], env=env, timeout=120, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_staging_reads_land_at_the_shift_they_return(

@@ -12,9 +12,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use ironsafe::{
-    DIRECT_ALIGN, DirectJob, FileStamp, Header, MAX_HEADER_SIZE, Metadata, Mmap, ReadJob,
-    ReadOptions, SliceIndex, TensorInfo, default_threads, direct_shift, direct_threads,
-    fill_page_cache, mostly_cached, open_direct, read_direct, read_direct_many, read_parallel,
+    DIRECT_ALIGN, DirectJob, FileStamp, GatherJob, Header, MAX_HEADER_SIZE, Metadata, Mmap,
+    ReadJob, ReadOptions, SliceIndex, TensorInfo, default_threads, direct_shift, direct_threads,
+    fill_page_cache, mostly_cached, open_direct, read_direct, read_direct_many, read_fresh,
+    read_parallel,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -185,7 +186,9 @@ impl Reader {
 
     /// Reads whole tensors into memory the caller allocated: `jobs` pairs a
     /// tensor name with the address of a buffer of exactly the tensor's byte
-    /// length. All reads run in parallel with the GIL released.
+    /// length. All reads run in parallel with the GIL released; the whole
+    /// pages of fresh buffers are placed without being zeroed first
+    /// (`ironsafe::read_fresh`).
     fn read_into(&self, py: Python<'_>, jobs: Vec<(String, usize)>) -> PyResult<()> {
         self.check_unchanged()?;
         let mut targets = Vec::with_capacity(jobs.len());
@@ -202,9 +205,9 @@ impl Reader {
         let reads = targets
             .into_iter()
             .zip(slices)
-            .map(|(offset, dest)| ReadJob { offset, dest })
+            .map(|(offset, dest)| GatherJob::whole(offset, dest))
             .collect();
-        py.detach(|| read_parallel(&self.file, reads, default_threads()))
+        py.detach(|| read_fresh(&self.file, reads, default_threads()))
             .map_err(|err| self.read_error(Some(&jobs[err.job].0), &err.source))
     }
 
@@ -269,12 +272,11 @@ impl Reader {
                 .iter()
                 .zip(&shifts)
                 .zip(bufs)
-                .map(|((&(offset, len), &shift), buf)| ReadJob {
-                    offset,
-                    dest: &mut buf[shift..shift + len],
+                .map(|((&(offset, len), &shift), buf)| {
+                    GatherJob::whole(offset, &mut buf[shift..shift + len])
                 })
                 .collect();
-            read_parallel(&self.file, reads, default_threads())
+            read_fresh(&self.file, reads, default_threads())
         });
         read.map_err(|err| self.read_error(Some(&jobs[err.job].0), &err.source))?;
         Ok(shifts)
@@ -357,7 +359,8 @@ impl Reader {
     /// Reads the part of a tensor that `indices` select into memory that
     /// `allocate(nbytes) -> (buffer, address)` provides (a fresh torch tensor
     /// or numpy array), with the GIL released; returns the buffer and the
-    /// slice's shape. The runs are read in parallel.
+    /// slice's shape. The runs are read in parallel, into fresh pages as
+    /// `read_into` reads.
     ///
     /// With `mapped` (the mmap backend), a slice of many runs is copied from
     /// a map of the file: `preadv` would copy the bytes between the runs as
@@ -386,28 +389,23 @@ impl Reader {
         let len = ranges.remaining_bytes();
         let (buffer, address): (Bound<'py, PyAny>, usize) = allocate.call1((len,))?.extract()?;
         let mut dests = [RawDest { address, len }];
-        let mut rest = dest_slices(&mut dests)
+        let dest = dest_slices(&mut dests)
             .map_err(PyValueError::new_err)?
             .pop()
             .unwrap_or_default();
         let base = (self.header.data_start() + info.data_offsets.0) as u64;
-        let mut jobs = Vec::with_capacity(ranges.len());
-        for run in ranges {
-            let (dest, tail) = std::mem::take(&mut rest).split_at_mut(run.len());
-            jobs.push(ReadJob {
-                offset: base + run.start as u64,
-                dest,
-            });
-            rest = tail;
-        }
-        let map = if mapped && jobs.len() > 1 {
+        let runs: Vec<_> = ranges
+            .map(|run| base + run.start as u64..base + run.end as u64)
+            .collect();
+        let map = if mapped && runs.len() > 1 {
             self.map()
         } else {
             None
         };
+        let job = vec![GatherJob { runs, dest }];
         py.detach(|| match map {
-            Some(map) => read_parallel(&**map, jobs, default_threads()),
-            None => read_parallel(&self.file, jobs, default_threads()),
+            Some(map) => read_fresh(&**map, job, default_threads()),
+            None => read_fresh(&self.file, job, default_threads()),
         })
         .map_err(|err| self.read_error(Some(name), &err.source))?;
         Ok((buffer, shape))

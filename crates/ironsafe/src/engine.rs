@@ -42,7 +42,7 @@ const MIN_PER_THREAD: usize = 512 << 10;
 /// scratch buffer: copying 32 KiB costs about what a system call does, and a
 /// column slice's runs, or a file of small tensors, then take one request
 /// per piece instead of one per run.
-const MAX_GAP: u64 = 32 << 10;
+pub(crate) const MAX_GAP: u64 = 32 << 10;
 
 /// One range of the source to read into a buffer of exactly its length.
 #[derive(Debug)]
@@ -174,9 +174,9 @@ fn run<S: ByteSource + Sync + ?Sized>(
     pieces: Vec<Piece<'_>>,
     threads: usize,
 ) -> Result<(), ReadError> {
-    prefetch(source, &pieces);
+    prefetch(source, pieces.iter().map(|piece| piece.offset..piece.end()));
     let span = pieces.iter().map(|piece| piece.span).sum();
-    let groups = balanced_groups(pieces, threads_for(span, threads));
+    let groups = balanced_groups(pieces, threads_for(span, threads), |piece| piece.span);
     crate::pool::on_threads(threads, groups, |group| {
         group.into_iter().try_for_each(|piece| piece.read(source))
     })
@@ -263,13 +263,15 @@ fn pieces(jobs: Vec<ReadJob<'_>>, chunk: usize) -> Vec<Piece<'_>> {
     pieces
 }
 
-/// Announces the reads to the source, once per stretch of pieces that
-/// follow each other closely: a whole model is one request, a slice's runs a
-/// few, instead of one per run.
-fn prefetch<S: ByteSource + ?Sized>(source: &S, pieces: &[Piece<'_>]) {
+/// Announces reads of `ranges` (in order) to the source, once per stretch
+/// of ranges that follow each other closely: a whole model is one request, a
+/// slice's runs a few, instead of one per run.
+pub(crate) fn prefetch<S: ByteSource + ?Sized>(
+    source: &S,
+    ranges: impl IntoIterator<Item = std::ops::Range<u64>>,
+) {
     let mut stretch: Option<(u64, u64)> = None;
-    for piece in pieces {
-        let (start, end) = (piece.offset, piece.end());
+    for std::ops::Range { start, end } in ranges {
         stretch = match stretch {
             Some((first, last)) if start >= last && start - last <= MAX_GAP => Some((first, end)),
             Some((first, last)) => {
@@ -284,22 +286,27 @@ fn prefetch<S: ByteSource + ?Sized>(source: &S, pieces: &[Piece<'_>]) {
     }
 }
 
-/// Deals pieces, in order, into at most `count` groups of about equal spans.
-fn balanced_groups(pieces: Vec<Piece<'_>>, count: usize) -> Vec<Vec<Piece<'_>>> {
-    let total: u64 = pieces.iter().map(|piece| piece.span).sum();
+/// Deals `items`, in order, into at most `count` groups of about equal
+/// `span`s.
+pub(crate) fn balanced_groups<T>(
+    items: Vec<T>,
+    count: usize,
+    span: impl Fn(&T) -> u64,
+) -> Vec<Vec<T>> {
+    let total: u64 = items.iter().map(&span).sum();
     let share = total.div_ceil(count as u64).max(1);
     let mut groups: Vec<Vec<_>> = vec![Vec::new()];
     let mut filled = 0;
-    for piece in pieces {
+    for item in items {
         if filled >= share && groups.len() < count {
             groups.push(Vec::new());
             filled = 0;
         }
-        filled += piece.span;
+        filled += span(&item);
         groups
             .last_mut()
             .expect("there is always a group")
-            .push(piece);
+            .push(item);
     }
     groups.retain(|group| !group.is_empty());
     groups
@@ -471,12 +478,12 @@ mod tests {
             .enumerate()
             .map(|(job, buf)| Piece::new(job, 0, buf))
             .collect();
-        let groups = balanced_groups(pieces, 2);
+        let groups = balanced_groups(pieces, 2, |piece| piece.span);
         let sizes: Vec<u64> = groups
             .iter()
             .map(|group| group.iter().map(|piece| piece.span).sum())
             .collect();
         assert_eq!(sizes, [20, 20]);
-        assert!(balanced_groups(Vec::new(), 3).is_empty());
+        assert!(balanced_groups(Vec::<u64>::new(), 3, |&n| n).is_empty());
     }
 }

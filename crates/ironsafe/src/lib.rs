@@ -34,6 +34,7 @@ mod direct_write;
 mod dtype;
 mod engine;
 mod error;
+mod fresh;
 mod header;
 mod pool;
 mod reader;
@@ -55,6 +56,7 @@ pub use engine::{
     read_parallel,
 };
 pub use error::{Error, Result};
+pub use fresh::{GatherJob, read_fresh};
 pub use header::{Header, MAX_HEADER_SIZE, METADATA_KEY, Metadata, ReadOptions, TensorInfo};
 pub use reader::SafeTensors;
 pub use slice::{SliceIndex, SliceIter, SliceRanges};

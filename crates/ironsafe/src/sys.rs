@@ -1,6 +1,6 @@
 //! The operating system calls the crate needs beyond `std`: read-only maps of
-//! files, vectored reads, and early write-back of written ranges. The one
-//! place this crate uses `unsafe`.
+//! files, vectored reads, early write-back of written ranges, and pages placed
+//! into fresh memory. The one place this crate uses `unsafe`.
 //!
 //! # Contract
 //!
@@ -47,6 +47,207 @@ impl AsRef<[u8]> for Mmap {
     fn as_ref(&self) -> &[u8] {
         &self.0
     }
+}
+
+/// Places whole pages into fresh memory without the kernel zeroing them
+/// first (Linux's userfaultfd): memory is registered with [`register`], then
+/// filled a window at a time with [`place`], one system call that allocates
+/// the window's pages and copies into them. Read into memory the usual way,
+/// each page costs a fault and is zeroed before the copy overwrites it.
+///
+/// While registered, a page not yet placed must not be touched: a touch from
+/// this process would wait for a placement that never comes. So only whole
+/// pages of a buffer borrowed mutably are registered, nothing but `place`
+/// writes to them, and dropping `FreshPages` (closing the descriptor) ends
+/// every registration: pages never placed then fault in as usual.
+///
+/// [`register`]: FreshPages::register
+/// [`place`]: FreshPages::place
+#[derive(Debug)]
+pub(crate) struct FreshPages {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    fd: std::os::fd::OwnedFd,
+}
+
+/// The kernel's interface (`linux/userfaultfd.h`), for the architectures
+/// whose ioctl numbers use the generic encoding. The kernel's names.
+#[allow(clippy::struct_field_names)]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod uffd {
+    /// `UFFD_API`: the interface version asked for.
+    pub(super) const API: u64 = 0xAA;
+    /// Only faults from user mode are handled: the kernel's own accesses to
+    /// registered memory fail instead of waiting. Lets processes without
+    /// privileges open the descriptor (Linux 5.11 and later).
+    pub(super) const USER_MODE_ONLY: libc::c_int = 1;
+    /// `UFFDIO_REGISTER_MODE_MISSING`: handle pages not yet present.
+    pub(super) const MODE_MISSING: u64 = 1;
+    /// `_IOWR(0xAA, 0x3F, struct uffdio_api)`.
+    pub(super) const IOCTL_API: libc::c_ulong = 0xC018_AA3F;
+    /// `_IOWR(0xAA, 0x00, struct uffdio_register)`.
+    pub(super) const IOCTL_REGISTER: libc::c_ulong = 0xC020_AA00;
+    /// `_IOWR(0xAA, 0x03, struct uffdio_copy)`.
+    pub(super) const IOCTL_COPY: libc::c_ulong = 0xC028_AA03;
+
+    #[repr(C)]
+    pub(super) struct Api {
+        pub(super) api: u64,
+        pub(super) features: u64,
+        pub(super) ioctls: u64,
+    }
+
+    #[repr(C)]
+    pub(super) struct Register {
+        pub(super) start: u64,
+        pub(super) len: u64,
+        pub(super) mode: u64,
+        pub(super) ioctls: u64,
+    }
+
+    #[repr(C)]
+    pub(super) struct Copy {
+        pub(super) dst: u64,
+        pub(super) src: u64,
+        pub(super) len: u64,
+        pub(super) mode: u64,
+        pub(super) copy: i64,
+    }
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+impl FreshPages {
+    /// A new userfaultfd, or `None` where the system refuses one (an older
+    /// kernel, a sandbox that filters the call, no permission).
+    pub(crate) fn new() -> Option<Self> {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let flags = libc::O_CLOEXEC | uffd::USER_MODE_ONLY;
+        // SAFETY: a system call that takes flags and returns a new descriptor.
+        let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, flags) };
+        let fd = libc::c_int::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+        // SAFETY: the call above returned this descriptor, owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut api = uffd::Api {
+            api: uffd::API,
+            features: 0,
+            ioctls: 0,
+        };
+        // SAFETY: the ioctl reads and writes one `uffdio_api`, which `api` is.
+        let asked = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                uffd::IOCTL_API,
+                &raw mut api,
+            )
+        };
+        (asked == 0).then_some(Self { fd })
+    }
+
+    /// Registers `pages` (whole pages: page-aligned start and length) for
+    /// [`place`](Self::place); returns whether the kernel took them. It
+    /// refuses memory that is not private anonymous memory.
+    pub(crate) fn register(&self, pages: &mut [u8]) -> bool {
+        let mut register = uffd::Register {
+            start: pages.as_mut_ptr() as u64,
+            len: pages.len() as u64,
+            mode: uffd::MODE_MISSING,
+            ioctls: 0,
+        };
+        // SAFETY: the ioctl reads and writes one `uffdio_register`. It changes
+        // how faults on `pages` are handled, not their contents; `pages` is
+        // borrowed mutably, so nobody else may touch it, and the type's
+        // contract keeps this crate from touching it but through `place`.
+        let done = unsafe { libc::ioctl(self.raw(), uffd::IOCTL_REGISTER, &raw mut register) };
+        done == 0
+    }
+
+    /// Copies `src` into `dest` (registered, whole pages, of `src`'s length)
+    /// a page at a time, allocating each page as it goes; returns how many
+    /// bytes were placed, from the start: all of them unless the kernel
+    /// stopped (a page already present, no memory).
+    pub(crate) fn place(&self, src: &[u8], dest: &mut [u8]) -> usize {
+        assert_eq!(
+            src.len(),
+            dest.len(),
+            "a window is placed from as many bytes"
+        );
+        let mut done = 0;
+        let mut stalls = 0;
+        while done < dest.len() && stalls < 3 {
+            let mut copy = uffd::Copy {
+                dst: dest[done..].as_mut_ptr() as u64,
+                src: src[done..].as_ptr() as u64,
+                len: (dest.len() - done) as u64,
+                mode: 0,
+                copy: 0,
+            };
+            // SAFETY: the kernel reads `len` bytes from `src` (borrowed, of
+            // that length past `done`) and writes as many to `dest` (borrowed
+            // mutably, registered); the ioctl reads and writes one
+            // `uffdio_copy`.
+            let placed = unsafe { libc::ioctl(self.raw(), uffd::IOCTL_COPY, &raw mut copy) };
+            if placed == 0 {
+                return dest.len();
+            }
+            // Interrupted or raced (the process's memory map changing):
+            // `copy` says how far it got; try again from there.
+            let again = matches!(
+                std::io::Error::last_os_error().raw_os_error(),
+                Some(libc::EAGAIN | libc::EINTR)
+            );
+            match usize::try_from(copy.copy) {
+                Ok(more) if more > 0 => done += more,
+                _ => stalls += 1,
+            }
+            if !again {
+                break;
+            }
+        }
+        done
+    }
+
+    fn raw(&self) -> libc::c_int {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+impl FreshPages {
+    /// No such call here.
+    pub(crate) fn new() -> Option<Self> {
+        None
+    }
+
+    pub(crate) fn register(&self, _pages: &mut [u8]) -> bool {
+        false
+    }
+
+    pub(crate) fn place(&self, _src: &[u8], _dest: &mut [u8]) -> usize {
+        0
+    }
+}
+
+/// The size of a page of memory.
+pub(crate) fn page_size() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `sysconf` only reads system configuration.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size).unwrap_or(4096)
+    }
+    #[cfg(not(target_os = "linux"))]
+    4096
 }
 
 /// Starts writing `len` bytes of `file` from `offset` back to disk without
@@ -200,10 +401,8 @@ pub(crate) fn is_cached(file: &File, offset: u64) -> Option<bool> {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        // SAFETY: `sysconf` only reads system configuration.
-        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
-        let at = i64::try_from(offset / page * page).ok()?;
-        let len = usize::try_from(page).ok()?;
+        let len = page_size();
+        let at = i64::try_from(offset / len as u64 * len as u64).ok()?;
         // SAFETY: a new shared, read-only map of one page of a descriptor we
         // hold open, at an address the kernel picks; nothing reads through it.
         let map = unsafe {
