@@ -45,6 +45,22 @@ class Plan:
     new_axes: list[int] = field(default_factory=list)
 
 
+def cannot_fail(key: Any, ndim: int) -> bool:
+    """Whether ``key`` is slices alone (``start:stop`` with integer or no
+    bounds, no step), at most ``ndim`` of them: a key no indexing refuses.
+    A tensor-parallel rank slices every tensor with such keys; checking them
+    takes less than normalizing them."""
+    items = key if type(key) is tuple else (key,)
+    if len(items) > ndim:
+        return False
+    for item in items:
+        if type(item) is not slice or item.step is not None:
+            return False
+        if not (item.start is None or type(item.start) is int) or not (item.stop is None or type(item.stop) is int):
+            return False
+    return True
+
+
 def normalize(key: Any, shape: list[int]) -> Plan:
     """Normalizes ``key`` against ``shape``; see the module docstring."""
     items = list(key) if isinstance(key, tuple) else [key]

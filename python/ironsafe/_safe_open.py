@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import mmap
 import os
@@ -173,12 +172,15 @@ class safe_open:  # noqa: N801 - the reference's name
 
     def get_slice(self, name: str) -> SafeSlice:
         """A lazy view of ``name``: its shape and dtype, and ``[key]`` to read part of it."""
-        self._open().info(name)  # fails early for an unknown name
-        if self._views():
+        info = self._open().info(name)  # fails early for an unknown name
+        if self._views() and self._map is None:
             self._mapping()  # made now, so that the slice shares it
         # The slice holds the open file itself: like the reference's, it can
-        # still be read after this handle is closed.
-        return SafeSlice(copy.copy(self), name)
+        # still be read after this handle is closed. A tensor-parallel rank
+        # slices every tensor, so the handle is copied the cheap way.
+        handle = safe_open.__new__(safe_open)
+        handle.__dict__.update(self.__dict__)
+        return SafeSlice(handle, name, info)
 
     def _to_cuda(self) -> bool:
         """Whether tensors go to a CUDA device, through pinned staging
@@ -223,22 +225,23 @@ class safe_open:  # noqa: N801 - the reference's name
             return tensor if self._device == "cpu" else tensor.to(self._device)
         return _convert.from_numpy(self._framework, tensor, self._device)
 
-    def _read_slice(self, name: str, key: Any) -> Any:
+    def _read_slice(self, name: str, info: tuple[str, list[int], int, int], key: Any) -> Any:
         reader = self._open()
-        code, shape, _, _ = reader.info(name)
+        code, shape, _, _ = info
         # torch indexes a float4 tensor in packed elements (two values each),
         # which byte ranges of the file cannot always express: read it whole.
         if self._views() or (code == "F4" and self._framework == "pytorch"):
             # The framework's own indexing of the whole tensor: a view of the
             # map (no copy), or, for float4 read with pread, the tensor read whole.
-            full = self._cpu_tensors([(name, *reader.info(name))], whole=False)[name]
-            try:
-                _indexing.normalize(key, list(full.shape))  # the same errors on every path
-            except _indexing.SliceTypeError:
-                # Lists, index tensors and masks: the reference hands torch +
-                # mmap keys to torch's own indexing, and so do we.
-                if self._framework != "pytorch":
-                    raise
+            full = self._cpu_tensors([(name, *info)], whole=False)[name]
+            if not _indexing.cannot_fail(key, full.dim()):
+                try:
+                    _indexing.normalize(key, list(full.shape))  # the same errors on every path
+                except _indexing.SliceTypeError:
+                    # Lists, index tensors and masks: the reference hands torch +
+                    # mmap keys to torch's own indexing, and so do we.
+                    if self._framework != "pytorch":
+                        raise
             part = full[key]
             if self._framework != "pytorch":
                 import numpy as np
@@ -295,17 +298,19 @@ class SafeSlice:
     part that ``key`` selects (ints, slices with steps, ``...``, ``None``), with
     the result equal to indexing the whole tensor."""
 
-    def __init__(self, file: safe_open, name: str) -> None:
+    def __init__(self, file: safe_open, name: str, info: tuple[str, list[int], int, int]) -> None:
         self._file = file
         self._name = name
+        # (dtype, shape, begin, end): the header is read once, so this never changes.
+        self._info = info
 
     def get_shape(self) -> list[int]:
         """The shape, as the header records it."""
-        return self._file._open().info(self._name)[1]
+        return list(self._info[1])
 
     def get_dtype(self) -> str:
         """The dtype code, e.g. ``"F32"``."""
-        return self._file._open().info(self._name)[0]
+        return self._info[0]
 
     def __getitem__(self, key: Any) -> Any:
-        return self._file._read_slice(self._name, key)
+        return self._file._read_slice(self._name, self._info, key)

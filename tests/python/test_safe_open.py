@@ -335,6 +335,23 @@ def test_torch_slices_equal_indexing_the_whole_tensor(name: str, backend: str, t
             assert torch.equal(got, expected), key
 
 
+def test_keys_let_through_unchecked_are_ones_no_indexing_refuses() -> None:
+    # Views skip normalizing keys of plain slices (a tensor-parallel rank's
+    # every call): each such key must be one normalize accepts.
+    from ironsafe import _indexing
+
+    rng = np.random.default_rng(7)
+    for _ in range(2000):
+        shape = [int(n) for n in rng.integers(0, 6, int(rng.integers(0, 4)))]
+        key = random_key(rng, tuple(shape))
+        if _indexing.cannot_fail(key, len(shape)):
+            _indexing.normalize(key, shape)
+    assert _indexing.cannot_fail((slice(None, 3), slice(-9, None)), 2)
+    assert _indexing.cannot_fail(slice(1, 2), 1)
+    for refused in [(slice(0, 1),) * 3, (0, slice(None)), slice(0, 4, 2), (Ellipsis,), None, slice(True, 2), slice(0, 1.5)]:
+        assert not _indexing.cannot_fail(refused, 2), refused
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ["f32", "i64", "empty", "scalar", "u8"])
 def test_numpy_slices_equal_indexing_the_whole_array(name: str, backend: str, tensors_file: Path) -> None:
