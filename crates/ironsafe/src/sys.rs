@@ -219,6 +219,33 @@ impl FreshPages {
     }
 }
 
+/// Whether no page of `pages` (whole pages) is present yet, asked with
+/// `mincore`: fresh memory, not recycled memory (a freed tensor's, reused
+/// by the allocator), which would refuse placement only after a window was
+/// read for it. `false` where the system cannot tell.
+pub(crate) fn untouched(pages: &[u8]) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let mut resident = vec![0u8; pages.len().div_ceil(page_size())];
+        // SAFETY: `mincore` reads the page tables of the range (borrowed, so
+        // mapped) and writes one byte per page into `resident`, which has
+        // that many.
+        let asked = unsafe {
+            libc::mincore(
+                pages.as_ptr().cast_mut().cast(),
+                pages.len(),
+                resident.as_mut_ptr(),
+            )
+        };
+        asked == 0 && resident.iter().all(|&page| page & 1 == 0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pages;
+        false
+    }
+}
+
 #[cfg(not(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
