@@ -299,8 +299,13 @@ mod tests {
         let misaligned = &mut backing[skip + 1..];
         let err = read_direct(&direct, 0, 100, misaligned, 1).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            err.to_string(),
+            "a direct read of 100 bytes needs a buffer aligned to 4096 bytes and holding 4096"
+        );
         let short = &mut backing[skip..skip + DIRECT_ALIGN];
         let err = read_direct(&direct, 4000, 200, short, 1).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("holding 8192"), "{err}");
     }
 }

@@ -87,8 +87,11 @@ pub fn read_fresh<S: ByteSource + Sync + ?Sized>(
     }
     // Which jobs have pages worth placing: opening the descriptor and
     // closing it again cost as much as reading 100 KiB.
-    let fresh: Vec<bool> = jobs.iter().map(|gather| placeable(gather.dest)).collect();
-    let pages = if fresh.contains(&true) && enabled() {
+    let fresh: Vec<bool> = jobs
+        .iter()
+        .map(|gather| enabled() && placeable(gather.dest))
+        .collect();
+    let pages = if fresh.contains(&true) {
         FreshPages::new()
     } else {
         None
@@ -450,6 +453,10 @@ mod tests {
         assert_eq!(
             (err.job, err.source.kind()),
             (0, io::ErrorKind::InvalidInput)
+        );
+        assert_eq!(
+            err.source.to_string(),
+            "the runs do not add up to the destination's length"
         );
     }
 
