@@ -108,10 +108,10 @@ def load_file(filename: Union[str, os.PathLike[str]], *, backend: str = "mmap") 
 
     Args:
         filename: the file to read (``str`` or ``os.PathLike``).
-        backend: ``"mmap"`` (default): the arrays view a private,
-            copy-on-write map of the file (no copy; writing to an array
-            never changes the file); ``"pread"``: each array is read into
-            memory of its own.
+        backend: ``"mmap"`` (default) or ``"pread"``. Either way each
+            array owns its bytes, read in one parallel pass, as the
+            reference's numpy arrays do: changing the file afterwards never
+            changes them, and writing to them never changes the file.
 
     Returns:
         Tensor names -> ``numpy.ndarray``, in file order.
