@@ -237,6 +237,15 @@ def _sizes(config: Dict[str, Any]) -> str:
     return ", ".join(sizes)
 
 
+def format_ratio(row: Dict[str, Any]) -> str:
+    """The row's ratio to two decimals, or three where two would round it
+    onto its target (1.998x is not 2.00x: it misses a 2x target)."""
+    ratio, target = row["ratio"], row["target_ratio"]
+    if target is not None and round(ratio, 2) == target and ratio != target:
+        return f"{ratio:.3f}x"
+    return f"{ratio:.2f}x"
+
+
 def markdown(result: Dict[str, Any]) -> str:
     """The report as markdown: machine, method, the table, baselines, notes."""
     config = result["config"]
@@ -258,7 +267,7 @@ def markdown(result: Dict[str, Any]) -> str:
     ]
     for row in result["rows"]:
         other, iron = row["other"], row["ironsafe"]
-        ratio = "—" if row["ratio"] is None else f"{row['ratio']:.2f}x"
+        ratio = "—" if row["ratio"] is None else format_ratio(row)
         lines.append(
             f"| {row['label']} | {other['name']} | {timing(other)} | {timing(iron)} | {ratio} "
             f"| {_number(other.get('gbps'))} / {_number(iron.get('gbps'))} "
@@ -302,7 +311,7 @@ def chart(result: Dict[str, Any], path: str) -> None:
         if row["target_ratio"] is not None:
             left.plot([row["target_ratio"]], [y], "k|", markersize=14)
         end = max(row["ratio"], 1.0)  # losses are labelled right of 1, clear of their bar
-        left.annotate(f"{row['ratio']:.2f}x", (end, y), xytext=(3, -3), textcoords="offset points", fontsize=8)
+        left.annotate(format_ratio(row), (end, y), xytext=(3, -3), textcoords="offset points", fontsize=8)
     left.axvline(1.0, color="black", linewidth=0.8)
     left.set_xscale("log")
     left.set_yticks(positions, labels, fontsize=8)
