@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import mmap
 import os
 import re
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 from ironsafe import _convert, _cuda, _indexing
 from ironsafe._ironsafe import MAP_NORESERVE, Reader, SafetensorError
@@ -158,13 +156,13 @@ class safe_open:  # noqa: N801 - the reference's name
         """Every tensor, in file order (read in one parallel batch where the
         tensors are owned copies, or straight to a CUDA device)."""
         if self._to_cuda():
-            with _gc_paused():
+            with _convert.gc_paused():
                 return _cuda.load(self._open(), self._open().infos(), self._device)
         if self._views():
             # Every tensor is wanted: a cold file is read into the page cache
             # first, in parallel, rather than one fault at a time through the map.
             self._open().fill_page_cache()
-        with _gc_paused():
+        with _convert.gc_paused():
             tensors = self._cpu_tensors(self._open().infos())
         if self._framework == "pytorch" and self._device == "cpu":
             return tensors
@@ -265,21 +263,6 @@ class safe_open:  # noqa: N801 - the reference's name
             for axis in plan.new_axes:
                 part = np.expand_dims(part, axis)
         return self._place(part)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pauses the cyclic garbage collector while a batch of tensors is made:
-    tens of thousands of new objects would otherwise set off collections that
-    scan the whole heap, often more than doubling the time of loading an
-    adapter. Nothing here makes cycles; collection resumes afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _prefetch(mapping: mmap.mmap, infos: list[_convert.Info]) -> None:

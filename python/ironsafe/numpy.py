@@ -125,6 +125,7 @@ def load_file(filename: Union[str, os.PathLike[str]], *, backend: str = "mmap") 
         return file.get_tensors()
 
 
+@_convert.gc_paused()
 def _specs(tensor_dict: Dict[str, np.ndarray], keep_alive: List[np.ndarray]) -> Dict[str, TensorSpec]:
     """A ``TensorSpec`` for each array, in ``tensor_dict``'s order.
 

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 import paddle
 
+from ironsafe import _convert
 from ironsafe import numpy as _numpy
 from ironsafe._ironsafe import SafetensorError, TensorSpec, serialize, serialize_file
 from ironsafe._safe_open import safe_open
@@ -224,6 +225,7 @@ _NON_CONTIGUOUS = (
 )
 
 
+@_convert.gc_paused()
 def _specs(tensors: Dict[str, paddle.Tensor], keep_alive: List[Any]) -> Dict[str, TensorSpec]:
     """A ``TensorSpec`` for each tensor, pointing at its memory (or at a CPU
     or byteswapped copy, appended to ``keep_alive`` like the tensors: the

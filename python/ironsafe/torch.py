@@ -236,6 +236,7 @@ def _byteswapped(tensor: torch.Tensor) -> torch.Tensor:
     return raw.reshape(-1).view(tensor.dtype).reshape(tensor.shape)
 
 
+@_convert.gc_paused()
 def _to_specs(tensors: Any, keep_alive: List[torch.Tensor]) -> Dict[str, TensorSpec]:
     """Checks ``tensors`` and describes each as a ``TensorSpec`` over its own
     memory. Tensors whose memory is described (CPU copies, resolved views)

@@ -844,3 +844,38 @@ def test_cuda_load_of_a_file_cut_short_fails_cleanly(tmp_path: Path) -> None:
         os.truncate(path, path.stat().st_size - 100)
         with pytest.raises(SafetensorError, match="m.safetensors"):
             file.get_tensors()
+
+
+def test_batches_of_many_tensors_set_off_no_garbage_collections(tmp_path: Path) -> None:
+    # An adapter's 20,000 tensors (or their descriptions for a save) would
+    # set off collections that scan the whole heap. The collector is paused
+    # while a batch is made, and left as the caller had it.
+    tensors = {f"lora.{i}": torch.full((2, 2), float(i)) for i in range(5000)}
+    path = tmp_path / "many.safetensors"
+    collections = []
+
+    def count(phase: str, info: Dict[str, Any]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        ours.save_file(tensors, path)
+        saved = len(collections)
+        with ours.safe_open(path, framework="pt") as f:
+            gc.collect()
+            collections.clear()
+            loaded = f.get_tensors()
+    finally:
+        gc.callbacks.remove(count)
+    # At most one: the objects made meanwhile still count towards the next.
+    assert saved <= 1 and len(collections) <= 1
+    assert gc.isenabled()
+    assert torch.equal(loaded["lora.4999"], tensors["lora.4999"])
+    gc.disable()
+    try:
+        ours.save_file(tensors, path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
