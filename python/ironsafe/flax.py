@@ -88,8 +88,8 @@ def load_file(filename: Union[str, os.PathLike[str]], *, backend: str = "mmap") 
 
     Args:
         filename: the file to read (``str`` or ``os.PathLike``).
-        backend: ``"mmap"`` (default) maps the file; ``"pread"`` reads each
-            tensor with ``pread``. Either way the arrays are JAX's own copies.
+        backend: ``"mmap"`` (default) or ``"pread"``. Either way each array
+            is JAX's own copy, read in one parallel pass.
 
     Returns:
         Tensor names -> ``jax.Array``, in file order.

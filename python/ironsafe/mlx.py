@@ -87,8 +87,8 @@ def load_file(filename: Union[str, os.PathLike[str]], *, backend: str = "mmap") 
 
     Args:
         filename: the file to read (``str`` or ``os.PathLike``).
-        backend: ``"mmap"`` (default) maps the file; ``"pread"`` reads each
-            tensor with ``pread``.
+        backend: ``"mmap"`` (default) or ``"pread"``. Either way each array
+            is MLX's own copy, read in one parallel pass.
 
     Returns:
         Tensor names -> ``mlx.core.array``, in file order.

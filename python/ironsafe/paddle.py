@@ -113,9 +113,8 @@ def load_file(
         filename: the file to read (``str`` or ``os.PathLike``).
         device: where the tensors go, as ``safe_open`` accepts it: ``"cpu"``
             (default), ``"cuda"``, ``"cuda:N"``, an int N, ``"xpu:N"``, ...
-        backend: ``"mmap"`` (default) maps the file; ``"pread"`` reads each
-            tensor with ``pread``. Either way the tensors are paddle's own
-            copies.
+        backend: ``"mmap"`` (default) or ``"pread"``. Either way each tensor
+            is paddle's own copy, read in one parallel pass.
 
     Returns:
         Tensor names -> ``paddle.Tensor``, in file order.
